@@ -1,0 +1,242 @@
+"""POST /v1/chat/completions: parse, authenticate, route with fallback, answer JSON or SSE.
+
+A raw ASGI handler, because it is the hot path and needs two things Starlette's request
+helpers hide: a body read with a size cap, and a watch on the connection so that a client
+that goes away cancels its generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TypeVar
+
+from starlette.types import Receive, Scope, Send
+
+from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
+from modelyard.catalog.pricing import request_cost
+from modelyard.errors import GatewayError, InvalidRequest, ServerError, UpstreamError
+from modelyard.gateway import Gateway
+from modelyard.providers.base import Delta, Finish, StreamEvent
+from modelyard.routing.planner import Route
+from modelyard.schema.chat import ChatRequest, parse_chat_request
+from modelyard.schema.response import (
+    DONE,
+    KEEPALIVE,
+    ChunkWriter,
+    completion_body,
+    generation_id,
+)
+
+T = TypeVar("T")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class ChatCompletions:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway = self._gateway
+        try:
+            if scope["method"] != "POST":
+                raise InvalidRequest("Use POST for /v1/chat/completions.")
+            gateway.auth.authenticate(header(scope, b"authorization"))
+            body = await read_body(scope, receive, gateway.settings.max_body_bytes)
+            request = parse_chat_request(body)
+            routes = gateway.planner.plan(request)
+        except ClientGone:
+            return
+        except GatewayError as error:
+            await send_error(send, error)
+            return
+        respond = self._stream if request.stream else self._complete
+        await _cancel_on_disconnect(receive, respond(request, routes, send))
+
+    async def _complete(self, request: ChatRequest, routes: list[Route], send: Send) -> None:
+        gen_id = generation_id()
+        try:
+            route, result = await _first_success(
+                request, routes, lambda r: r.provider.complete(request, r.endpoint)
+            )
+        except GatewayError as error:
+            await send_error(send, error)
+            return
+        cost = request_cost(
+            route.endpoint.price,
+            prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            cached_tokens=result.usage.cached_tokens,
+            cache_write_tokens=result.usage.cache_write_tokens,
+            reasoning_tokens=result.usage.reasoning_tokens,
+        )
+        body = completion_body(
+            gen_id, int(time.time()), route.model.id, route.endpoint.provider.id, result, cost
+        )
+        await send_json(send, 200, body, [(b"x-generation-id", gen_id.encode())])
+
+    async def _stream(self, request: ChatRequest, routes: list[Route], send: Send) -> None:
+        gen_id = generation_id()
+        interval = self._gateway.settings.keepalive_interval_s
+        try:
+            route, events, first = await _open_stream(request, routes, interval)
+        except GatewayError as error:
+            await send_error(send, error)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*SSE_HEADERS, (b"x-generation-id", gen_id.encode())],
+            }
+        )
+        writer = ChunkWriter(gen_id, int(time.time()), route.model.id, route.endpoint.provider.id)
+        try:
+            await _relay(route, events, first, writer, send, interval)
+        finally:
+            await events.aclose()
+
+
+async def _first_success(
+    request: ChatRequest, routes: list[Route], call: Callable[[Route], Awaitable[T]]
+) -> tuple[Route, T]:
+    """Try each route in order; move on only on an error another endpoint may not have."""
+    allow_fallbacks = request.provider is None or request.provider.allow_fallbacks
+    last: UpstreamError | None = None
+    for route in routes:
+        try:
+            return route, await call(route)
+        except UpstreamError as error:
+            last = error
+            if not (error.retryable and allow_fallbacks):
+                break
+    assert last is not None
+    raise last
+
+
+async def _open_stream(
+    request: ChatRequest, routes: list[Route], wait_s: float
+) -> tuple[Route, AsyncGenerator[StreamEvent, None], StreamEvent | None]:
+    """Start a stream on the first route that yields an event (or has not failed by `wait_s`).
+
+    Until the first event arrives an error is still an ordinary HTTP error and the next
+    route is tried; past `wait_s` we commit to this route so keep-alives can flow.
+    """
+
+    async def start(route: Route) -> tuple[AsyncGenerator[StreamEvent, None], StreamEvent | None]:
+        events = route.provider.stream(request, route.endpoint)
+        pending = asyncio.ensure_future(anext(events))
+        try:
+            done, _ = await asyncio.wait({pending}, timeout=wait_s)
+            if not done:
+                return _prepend_pending(pending, events), None
+            return events, pending.result()
+        except BaseException:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+            await events.aclose()
+            raise
+
+    route, (events, first) = await _first_success(request, routes, start)
+    return route, events, first
+
+
+async def _prepend_pending(
+    pending: asyncio.Future[StreamEvent], rest: AsyncGenerator[StreamEvent, None]
+) -> AsyncGenerator[StreamEvent, None]:
+    try:
+        yield await pending
+        async for event in rest:
+            yield event
+    finally:
+        if not pending.done():
+            pending.cancel()
+        await rest.aclose()
+
+
+async def _relay(
+    route: Route,
+    events: AsyncGenerator[StreamEvent, None],
+    first: StreamEvent | None,
+    writer: ChunkWriter,
+    send: Send,
+    keepalive_s: float,
+) -> None:
+    async def body(chunk: bytes) -> None:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    try:
+        event = first
+        while True:
+            if event is None:
+                event = await _next_with_keepalive(events, body, keepalive_s)
+                if event is None:
+                    raise UpstreamError("the provider ended the stream without finishing it")
+            if isinstance(event, Delta):
+                await body(writer.delta(event))
+                event = None
+                continue
+            assert isinstance(event, Finish)
+            await body(writer.finish(event.finish_reason, event.native_finish_reason))
+            usage = event.usage
+            cost = request_cost(
+                route.endpoint.price,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+            )
+            await body(writer.usage(usage, cost))
+            break
+    except GatewayError as error:
+        await body(writer.error(error))
+    except (ValueError, RuntimeError, OSError) as exc:
+        await body(writer.error(ServerError(f"the stream failed: {exc}")))
+    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+
+async def _next_with_keepalive(
+    events: AsyncGenerator[StreamEvent, None],
+    body: Callable[[bytes], Awaitable[None]],
+    keepalive_s: float,
+) -> StreamEvent | None:
+    pending = asyncio.ensure_future(anext(events, None))
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=keepalive_s)
+            if done:
+                return pending.result()
+            await body(KEEPALIVE)
+    except BaseException:
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending
+        raise
+
+
+async def _cancel_on_disconnect(receive: Receive, work: Awaitable[None]) -> None:
+    """Run `work`; if the client disconnects first, cancel it (and so its generation)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

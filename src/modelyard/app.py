@@ -1,0 +1,106 @@
+"""Build the ASGI application: routes, error rendering, and the lifespan that owns state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from modelyard.api.chat import ChatCompletions
+from modelyard.api.models import ModelsApi
+from modelyard.api.openapi import openapi_document
+from modelyard.config import Settings
+from modelyard.errors import GatewayError, InvalidRequest, NotFound, ServerError
+from modelyard.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def _error_response(error: GatewayError) -> Response:
+    return Response(
+        error.to_json(),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+async def _on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return _error_response(exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _error_response(NotFound(f"No route {request.method} {request.url.path}."))
+    if exc.status_code == 405:
+        error = InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}.")
+        return Response(error.to_json(), status_code=405, media_type="application/json")
+    error = InvalidRequest(str(exc.detail))
+    return Response(error.to_json(), status_code=exc.status_code, media_type="application/json")
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error_response(ServerError("Internal server error."))
+
+
+def _api_routes(gateway: Gateway) -> list[BaseRoute]:
+    models = ModelsApi(gateway)
+    return [
+        Route("/chat/completions", ChatCompletions(gateway), methods=["POST"]),
+        Route("/models", models.list_models, methods=["GET"]),
+        Route("/models/{author}/{slug}/endpoints", models.list_endpoints, methods=["GET"]),
+        Route("/models/{author}/{slug}", models.get_model, methods=["GET"]),
+    ]
+
+
+def build_app(
+    settings: Settings,
+    gateway: Gateway | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> Starlette:
+    gw = gateway or Gateway.create(settings)
+    openapi = orjson.dumps(openapi_document(settings.base_url))
+
+    async def health(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gw.start()
+        if on_started is not None:
+            on_started()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    api = _api_routes(gw)
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Mount("/v1", routes=api),
+            Mount("/api/v1", routes=api),
+        ],
+        exception_handlers={
+            GatewayError: _on_gateway_error,
+            HTTPException: _on_http_error,
+            Exception: _on_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    return app

@@ -1,0 +1,66 @@
+"""Settings: the one typed place that reads MODELYARD_* environment variables and flags."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ADMIN_KEY_FILE = "admin_key"
+ADMIN_KEY_PREFIX = "my-admin-"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".modelyard")
+    catalog_file: Path | None = None
+    admin_key: str | None = None
+    max_body_bytes: int = 20 * 1024 * 1024
+    keepalive_interval_s: float = 10.0
+    show_progress: bool = False
+    public_url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {}
+        if "MODELYARD_HOST" in env:
+            values["host"] = env["MODELYARD_HOST"]
+        if "MODELYARD_PORT" in env:
+            values["port"] = int(env["MODELYARD_PORT"])
+        if "MODELYARD_DATA_DIR" in env:
+            values["data_dir"] = Path(env["MODELYARD_DATA_DIR"])
+        if env.get("MODELYARD_CATALOG"):
+            values["catalog_file"] = Path(env["MODELYARD_CATALOG"])
+        if env.get("MODELYARD_ADMIN_KEY"):
+            values["admin_key"] = env["MODELYARD_ADMIN_KEY"]
+        if "MODELYARD_MAX_BODY_BYTES" in env:
+            values["max_body_bytes"] = int(env["MODELYARD_MAX_BODY_BYTES"])
+        if "MODELYARD_PUBLIC_URL" in env:
+            values["public_url"] = env["MODELYARD_PUBLIC_URL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def ensure_admin_key(settings: Settings) -> str:
+    """The admin key: from the settings, else the one kept in the data dir, else a new one."""
+    if settings.admin_key:
+        return settings.admin_key
+    path = settings.data_dir / ADMIN_KEY_FILE
+    if path.is_file():
+        key = path.read_text().strip()
+        if key:
+            return key
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = ADMIN_KEY_PREFIX + secrets.token_urlsafe(32)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key

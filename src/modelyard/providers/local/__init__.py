@@ -1,0 +1,1 @@
+"""Provider kind `local`: GGUF models run in-process by llama.cpp."""

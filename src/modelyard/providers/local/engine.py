@@ -1,0 +1,281 @@
+"""One GGUF model on one worker thread: a FIFO of generation jobs, off the event loop.
+
+llama.cpp contexts are not thread-safe and two generations on one context would thrash
+its KV cache, so jobs run one at a time in arrival order (first come, first served). The
+event loop only enqueues a job and awaits its events; every token crosses back with
+`call_soon_threadsafe`. A job whose consumer went away is cancelled between two tokens.
+
+The context keeps the KV of the previous prompt; a new job whose prompt shares a prefix
+with it evaluates only the rest (`cached_tokens` reports how much was reused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import ctypes
+import logging
+import queue
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import numpy as np
+from llama_cpp import Llama
+from llama_cpp._internals import LlamaSampler
+from llama_cpp.llama_grammar import LlamaGrammar
+
+from modelyard.errors import UpstreamError
+from modelyard.providers.local.stops import StopMatcher
+
+log = logging.getLogger(__name__)
+
+# Sampling defaults when the client sends none: Gemma's recommended settings.
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TOP_K = 64
+DEFAULT_TOP_P = 0.95
+PENALTY_WINDOW = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    top_k: int = DEFAULT_TOP_K
+    min_p: float = 0.0
+    repeat_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    seed: int | None = None
+    logit_bias: dict[int, float] | None = None
+
+
+@dataclass(slots=True)
+class TextPiece:
+    text: str
+    # (chosen token's text, its logprob, top alternatives) when logprobs were asked for.
+    logprob: tuple[str, float, list[tuple[str, float]]] | None = None
+
+
+@dataclass(slots=True)
+class JobDone:
+    reason: str  # stop | length | cancelled
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+
+
+@dataclass(slots=True)
+class JobFailed:
+    error: BaseException
+
+
+EngineEvent = TextPiece | JobDone | JobFailed
+
+
+@dataclass(slots=True)
+class GenerationJob:
+    prompt_tokens: list[int]
+    max_tokens: int
+    params: SamplingParams
+    stop: list[str] = field(default_factory=list)
+    grammar: str | None = None
+    top_logprobs: int | None = None  # None: no logprobs
+    events: asyncio.Queue[EngineEvent] = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+
+    def emit(self, event: EngineEvent) -> None:
+        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+
+class LlamaEngine:
+    def __init__(
+        self, model_path: Path, *, n_ctx: int, threads: int | None, max_queue: int
+    ) -> None:
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self._threads = threads
+        self._jobs: queue.Queue[GenerationJob | None] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._llm: Llama | None = None
+        self._piece_buffer = ctypes.create_string_buffer(128)
+
+    # -- lifecycle (called from the event loop) -------------------------------------------
+    def load(self) -> None:
+        """Load the weights (blocking: call it in a worker thread) and start the job thread."""
+        self._llm = Llama(
+            model_path=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_threads=self._threads,
+            n_batch=512,
+            verbose=False,
+        )
+        self._thread = threading.Thread(target=self._work, name="llama-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._llm = None
+
+    @property
+    def llm(self) -> Llama:
+        if self._llm is None:
+            raise RuntimeError("engine not loaded")
+        return self._llm
+
+    @property
+    def queue_depth(self) -> int:
+        return self._jobs.qsize()
+
+    def chat_template(self) -> str | None:
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        return template if isinstance(template, str) and template.strip() else None
+
+    def special_token_text(self, token_id: int) -> str:
+        return self.llm.detokenize([token_id], special=True).decode("utf-8", "replace")
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def submit(self, job: GenerationJob) -> None:
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise UpstreamError(
+                f"the local model is busy: {self._jobs.maxsize} requests are already waiting",
+                upstream_status=503,
+                retryable=True,
+            ) from None
+
+    # -- the worker thread ---------------------------------------------------------------
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if job.cancelled.is_set():
+                continue
+            try:
+                job.emit(self._generate(job))
+            except Exception as exc:  # a failed job must not kill the worker
+                log.exception("local generation failed")
+                job.emit(JobFailed(exc))
+
+    def _generate(self, job: GenerationJob) -> JobDone:
+        llm = self.llm
+        cached = self._evaluate_prompt(job.prompt_tokens)
+        sampler = self._sampler(job)
+        vocab = llm._model.vocab
+        ctx = llm._ctx.ctx
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(job.stop)
+        generated = 0
+        reason = "length"
+        try:
+            while generated < job.max_tokens:
+                if job.cancelled.is_set():
+                    reason = "cancelled"
+                    break
+                token = sampler.sample(llm._ctx, -1)
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    reason = "stop"
+                    break
+                generated += 1
+                logprob = (
+                    self._logprob(ctx, token, job.top_logprobs)
+                    if job.top_logprobs is not None
+                    else None
+                )
+                text = stops.feed(decoder.decode(self._piece(vocab, token)))
+                if text or logprob is not None:
+                    job.emit(TextPiece(text, logprob))
+                if stops.stopped:
+                    reason = "stop"
+                    break
+                if generated < job.max_tokens:
+                    llm.eval([token])
+        finally:
+            sampler.close()
+        if not stops.stopped:
+            tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+            if tail:
+                job.emit(TextPiece(tail))
+        return JobDone(reason, len(job.prompt_tokens), generated, cached)
+
+    def _evaluate_prompt(self, tokens: list[int]) -> int:
+        """Evaluate the prompt, reusing the KV of the longest prefix shared with the last one."""
+        llm = self.llm
+        reuse = 0
+        if llm.n_tokens > 0:
+            previous = llm.input_ids[: llm.n_tokens]
+            width = min(len(previous), len(tokens) - 1)  # always evaluate >= 1 token
+            if width > 0:
+                same = previous[:width] == np.asarray(tokens[:width], dtype=previous.dtype)
+                reuse = width if bool(same.all()) else int(np.argmin(same))
+        if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            llm.n_tokens = reuse
+        else:
+            reuse = 0
+            llm.reset()
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.eval(tokens[reuse:])
+        return reuse
+
+    def _sampler(self, job: GenerationJob) -> LlamaSampler:
+        llm = self.llm
+        p = job.params
+        sampler = LlamaSampler()
+        n_vocab = llm.n_vocab()
+        if p.logit_bias:
+            sampler.add_logit_bias(n_vocab, p.logit_bias)
+        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
+            sampler.add_penalties(
+                n_vocab=n_vocab,
+                penalty_last_n=PENALTY_WINDOW,
+                penalty_repeat=p.repeat_penalty,
+                penalty_freq=p.frequency_penalty,
+                penalty_present=p.presence_penalty,
+            )
+        if job.grammar is not None:
+            sampler.add_grammar(llm._model, LlamaGrammar.from_string(job.grammar, verbose=False))
+        if p.temperature == 0:
+            sampler.add_greedy()
+            return sampler
+        if p.top_k > 0:
+            sampler.add_top_k(p.top_k)
+        if p.top_p < 1.0:
+            sampler.add_top_p(p.top_p, 1)
+        if p.min_p > 0:
+            sampler.add_min_p(p.min_p, 1)
+        sampler.add_temp(p.temperature)
+        seed = p.seed if p.seed is not None else random.getrandbits(32)
+        sampler.add_dist(seed & 0xFFFFFFFF)
+        return sampler
+
+    def _piece(self, vocab: Any, token: int) -> bytes:
+        buf = self._piece_buffer
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+        return buf.raw[:n] if n > 0 else b""
+
+    def _logprob(
+        self, ctx: Any, token: int, top: int
+    ) -> tuple[str, float, list[tuple[str, float]]]:
+        n_vocab = self.llm.n_vocab()
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
+        shifted = logits - logits.max()
+        logprobs = shifted - np.log(np.exp(shifted).sum())
+        vocab = self.llm._model.vocab
+        alternatives: list[tuple[str, float]] = []
+        if top > 0:
+            best = np.argpartition(-logprobs, top)[:top]
+            best = best[np.argsort(-logprobs[best])]
+            alternatives = [
+                (self._piece(vocab, int(t)).decode("utf-8", "replace"), float(logprobs[t]))
+                for t in best
+            ]
+        text = self._piece(vocab, token).decode("utf-8", "replace")
+        return text, float(logprobs[token]), alternatives

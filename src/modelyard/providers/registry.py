@@ -1,0 +1,63 @@
+"""Providers by catalog `kind`: the one place that knows which adapters exist.
+
+Built-in adapters register through the same `register` call a plug-in would use; the
+rest of the gateway asks `get(kind)` and never branches on a provider's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelyard.catalog import Catalog
+from modelyard.providers.base import Provider
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    catalog: Catalog
+    data_dir: Path
+    show_progress: bool = False
+
+
+ProviderFactory = Callable[[ProviderContext], Provider]
+
+
+class ProviderRegistry:
+    def __init__(self) -> None:
+        self._factories: dict[str, ProviderFactory] = {}
+        self._providers: dict[str, Provider] = {}
+
+    def register(self, kind: str, factory: ProviderFactory) -> None:
+        self._factories[kind] = factory
+
+    async def start(self, context: ProviderContext) -> None:
+        kinds_in_use = {p.kind for p in context.catalog.providers.values()}
+        for kind, factory in self._factories.items():
+            if kind in kinds_in_use:
+                provider = factory(context)
+                await provider.start()
+                self._providers[kind] = provider
+
+    async def close(self) -> None:
+        for provider in self._providers.values():
+            await provider.close()
+        self._providers.clear()
+
+    def get(self, kind: str) -> Provider | None:
+        return self._providers.get(kind)
+
+    def kinds(self) -> list[str]:
+        return sorted(self._factories)
+
+
+def builtin_registry() -> ProviderRegistry:
+    from modelyard.providers.local.provider import LocalProvider
+
+    registry = ProviderRegistry()
+    registry.register(
+        "local",
+        lambda ctx: LocalProvider(ctx.catalog, ctx.data_dir, show_progress=ctx.show_progress),
+    )
+    return registry

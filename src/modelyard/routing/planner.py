@@ -1,0 +1,104 @@
+"""Plan a request: resolve its model(s) and order the endpoints to try.
+
+Checks that no endpoint could change (an image sent to a text-only model, `max_tokens`
+above the model's limit) are the client's mistake: 4xx. Endpoints that cannot serve the
+request now (no key configured, adapter missing) are dropped with a reason; if none is
+left the answer is 503 naming, per endpoint, what excluded it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from modelyard.catalog import Catalog, Endpoint, Model
+from modelyard.errors import InvalidRequest, NoProviderAvailable, NotFound
+from modelyard.providers.base import Provider
+from modelyard.providers.registry import ProviderRegistry
+from modelyard.schema.chat import ChatRequest, FilePart, ImagePart, UserMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model: Model
+    endpoint: Endpoint
+    provider: Provider
+
+
+class Planner:
+    def __init__(self, catalog: Catalog, registry: ProviderRegistry) -> None:
+        self._catalog = catalog
+        self._registry = registry
+
+    def resolve(self, name: str) -> Model:
+        model = self._catalog.find(name)
+        if model is None:
+            raise NotFound(
+                f"The model {name!r} does not exist. GET /v1/models lists the available models.",
+                param="model",
+            )
+        return model
+
+    def plan(self, request: ChatRequest) -> list[Route]:
+        names = request.model_names()
+        models = [self.resolve(names[0])]
+        models += [m for n in names[1:] if (m := self._catalog.find(n)) is not None]
+        _check_request_fits(request, models[0])
+        routes: list[Route] = []
+        excluded: dict[str, str] = {}
+        for model in models:
+            for endpoint in model.endpoints:
+                provider, reason = self._provider_for(endpoint)
+                if provider is None:
+                    excluded[endpoint.id] = reason
+                else:
+                    routes.append(Route(model, endpoint, provider))
+        if not routes:
+            details = "; ".join(f"{ep}: {why}" for ep, why in excluded.items())
+            raise NoProviderAvailable(
+                f"No provider can serve {models[0].id} right now. {details}",
+                metadata={"excluded": excluded},
+            )
+        return routes
+
+    def _provider_for(self, endpoint: Endpoint) -> tuple[Provider | None, str]:
+        spec = endpoint.provider
+        provider = self._registry.get(spec.kind)
+        if provider is None:
+            return None, f"provider kind {spec.kind!r} is not supported by this gateway yet"
+        if spec.api_key_env and not os.environ.get(spec.api_key_env):
+            return None, f"no API key: set {spec.api_key_env}"
+        reason = provider.unavailable_reason(endpoint)
+        if reason is not None:
+            return None, reason
+        return provider, ""
+
+
+def _check_request_fits(request: ChatRequest, model: Model) -> None:
+    modalities = model.spec.input_modalities
+    for index, message in enumerate(request.messages):
+        if not isinstance(message, UserMessage) or isinstance(message.content, str):
+            continue
+        for part_index, part in enumerate(message.content):
+            needed = (
+                "image"
+                if isinstance(part, ImagePart)
+                else "file"
+                if isinstance(part, FilePart)
+                else None
+            )
+            if needed and needed not in modalities:
+                param = f"messages[{index}].content[{part_index}]"
+                raise InvalidRequest(
+                    f"The model {model.id} does not accept {needed} input "
+                    f"(it accepts: {', '.join(modalities)}).",
+                    param=param,
+                )
+    limit = request.output_limit
+    max_output = max(ep.max_output for ep in model.endpoints)
+    if limit is not None and limit > max_output:
+        param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        raise InvalidRequest(
+            f"'{param}' is {limit}, but {model.id} can produce at most {max_output} tokens.",
+            param=param,
+        )

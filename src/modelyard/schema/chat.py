@@ -1,0 +1,397 @@
+"""The Chat Completions request, decoded and validated from bytes in one pass.
+
+msgspec checks types and ranges while it decodes; `parse_chat_request` then checks what
+spans fields (a `tool_choice` that names a given tool, ...) and turns every failure into an
+`InvalidRequest` whose `param` names the offending field. Unknown top-level fields are
+ignored, as the OpenAI and OpenRouter APIs do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from modelyard.errors import InvalidRequest
+
+Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+FunctionName = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")]
+
+
+class CacheControl(msgspec.Struct, frozen=True):
+    type: Literal["ephemeral"] = "ephemeral"
+    ttl: str | None = None
+
+
+class TextPart(msgspec.Struct, tag_field="type", tag="text", frozen=True):
+    text: str
+    cache_control: CacheControl | None = None
+
+
+class ImageUrl(msgspec.Struct, frozen=True):
+    url: Annotated[str, msgspec.Meta(min_length=1)]
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(msgspec.Struct, tag_field="type", tag="image_url", frozen=True):
+    image_url: ImageUrl
+
+
+class FileData(msgspec.Struct, frozen=True):
+    filename: str | None = None
+    file_data: str | None = None
+    file_id: str | None = None
+
+
+class FilePart(msgspec.Struct, tag_field="type", tag="file", frozen=True):
+    file: FileData
+
+
+Part = TextPart | ImagePart | FilePart
+Content = str | list[Part]
+
+
+class FunctionCall(msgspec.Struct, frozen=True):
+    name: str
+    arguments: str = ""
+
+
+class ToolCall(msgspec.Struct, frozen=True):
+    id: str
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
+class SystemMessage(msgspec.Struct, tag_field="role", tag="system", frozen=True):
+    content: Content
+    name: str | None = None
+
+
+class DeveloperMessage(msgspec.Struct, tag_field="role", tag="developer", frozen=True):
+    content: Content
+    name: str | None = None
+
+
+class UserMessage(msgspec.Struct, tag_field="role", tag="user", frozen=True):
+    content: Content
+    name: str | None = None
+
+
+class AssistantMessage(msgspec.Struct, tag_field="role", tag="assistant", frozen=True):
+    content: Content | None = None
+    tool_calls: list[ToolCall] | None = None
+    name: str | None = None
+    reasoning: str | None = None
+
+
+class ToolMessage(msgspec.Struct, tag_field="role", tag="tool", frozen=True):
+    content: Content
+    tool_call_id: str
+
+
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+
+
+class FunctionDef(msgspec.Struct, frozen=True):
+    name: FunctionName
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(msgspec.Struct, frozen=True):
+    function: FunctionDef
+    type: Literal["function"] = "function"
+    cache_control: CacheControl | None = None
+
+
+class NamedFunction(msgspec.Struct, frozen=True):
+    name: str
+
+
+class NamedToolChoice(msgspec.Struct, frozen=True):
+    function: NamedFunction
+    type: Literal["function"] = "function"
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class TextFormat(msgspec.Struct, tag_field="type", tag="text", frozen=True):
+    pass
+
+
+class JsonObjectFormat(msgspec.Struct, tag_field="type", tag="json_object", frozen=True):
+    pass
+
+
+class JsonSchemaSpec(msgspec.Struct, frozen=True):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class JsonSchemaFormat(msgspec.Struct, tag_field="type", tag="json_schema", frozen=True):
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
+
+
+class StreamOptions(msgspec.Struct, frozen=True):
+    include_usage: bool = False
+
+
+class Reasoning(msgspec.Struct, frozen=True):
+    effort: Literal["minimal", "low", "medium", "high"] | None = None
+    max_tokens: PositiveInt | None = None
+    exclude: bool | None = None
+    enabled: bool | None = None
+
+
+class ExtendedThinking(msgspec.Struct, frozen=True):
+    enabled: bool = False
+    budget_tokens: PositiveInt | None = None
+    include_reasoning: bool | None = None
+
+
+class MaxPrice(msgspec.Struct, frozen=True):
+    prompt: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    completion: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class ProviderPreferences(msgspec.Struct, frozen=True):
+    order: list[str] | None = None
+    allow_fallbacks: bool = True
+    require_parameters: bool = False
+    data_collection: Literal["allow", "deny"] | None = None
+    zdr: bool | None = None
+    only: list[str] | None = None
+    ignore: list[str] | None = None
+    quantizations: list[str] | None = None
+    sort: Literal["price", "throughput", "latency"] | None = None
+    max_price: MaxPrice | None = None
+
+
+class ChatRequest(msgspec.Struct, frozen=True):
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
+    model: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    models: list[Annotated[str, msgspec.Meta(min_length=1)]] | None = None
+    # sampling
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Unit | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    min_p: Unit | None = None
+    top_a: Unit | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    repetition_penalty: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    seed: int | None = None
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
+    stop: str | Annotated[list[str], msgspec.Meta(max_length=4)] | None = None
+    logit_bias: dict[str, Annotated[float, msgspec.Meta(ge=-100, le=100)]] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=1)] | None = None
+    # tools and structured output
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    # transport and attribution
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    session_id: str | None = None
+    reasoning: Reasoning | None = None
+    extended_thinking: ExtendedThinking | None = None
+    provider: ProviderPreferences | None = None
+
+    @property
+    def output_limit(self) -> int | None:
+        """`max_completion_tokens` wins over the older `max_tokens`, as in the OpenAI API."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def model_names(self) -> list[str]:
+        """The model asked for, then each `models` fallback, without repeats."""
+        names = [self.model] if self.model else []
+        for name in self.models or ():
+            if name not in names:
+                names.append(name)
+        return names
+
+    def sent_parameters(self) -> set[str]:
+        """Names of the optional parameters the client actually set."""
+        sent = {name for name in _PARAMETER_FIELDS if getattr(self, name) is not None}
+        if self.max_completion_tokens is not None:
+            sent.add("max_tokens")
+        if self.response_format is not None and not isinstance(self.response_format, TextFormat):
+            sent.add("response_format")
+        return sent
+
+
+# Optional request fields that are model parameters (as in `supported_parameters`).
+_PARAMETER_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "top_a",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+    "seed",
+    "max_tokens",
+    "stop",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning",
+)
+
+_decoder = msgspec.json.Decoder(ChatRequest)
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    try:
+        request = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    _check(request)
+    return request
+
+
+def _invalid(exc: msgspec.ValidationError) -> InvalidRequest:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.messages[0].role`" into a 400."""
+    message, sep, where = str(exc).rpartition(" - at `$")
+    if not sep:
+        message, where = str(exc), ""
+    # "[...]" marks a dict key in msgspec paths; the dict's own name is what clients know.
+    param = where.rstrip("`").lstrip(".").replace("[...]", "")
+    if message.startswith("Object missing required field"):
+        field = message.split("`")[1]
+        param = f"{param}.{field}" if param else field
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+    if not param:
+        return InvalidRequest(f"The request body must be a JSON object: {message}.")
+    return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param)
+
+
+def _check(request: ChatRequest) -> None:
+    if not request.model_names():
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    for index, message in enumerate(request.messages):
+        _check_message(index, message)
+    _check_tools(request)
+    _check_response_format(request)
+    if request.logit_bias:
+        for key in request.logit_bias:
+            if not key.lstrip("-").isdigit():
+                raise InvalidRequest(
+                    f"Invalid value for 'logit_bias': keys must be token ids, got {key!r}.",
+                    param="logit_bias",
+                )
+    if request.top_logprobs and not request.logprobs:
+        raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs")
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest(
+            "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
+        )
+
+
+def _check_message(index: int, message: Message) -> None:
+    where = f"messages[{index}]"
+    if isinstance(message, AssistantMessage):
+        if message.content is None and not message.tool_calls:
+            raise InvalidRequest(
+                f"'{where}': an assistant message needs 'content' or 'tool_calls'.",
+                param=f"{where}.content",
+            )
+        return
+    content = message.content
+    if isinstance(content, list):
+        if not content:
+            raise InvalidRequest(
+                f"'{where}.content' must not be an empty array.", param=f"{where}.content"
+            )
+        text_only = not isinstance(message, UserMessage)
+        for part_index, part in enumerate(content):
+            param = f"{where}.content[{part_index}]"
+            if text_only and not isinstance(part, TextPart):
+                raise InvalidRequest(
+                    f"'{param}': {_role(message)} messages may only contain text parts.",
+                    param=param,
+                )
+            if isinstance(part, ImagePart):
+                _check_image_url(part.image_url.url, f"{param}.image_url.url")
+
+
+def _role(message: Message) -> str:
+    return type(message).__struct_config__.tag  # type: ignore[return-value]
+
+
+def _check_image_url(url: str, param: str) -> None:
+    if url.startswith(("https://", "http://")):
+        return
+    if url.startswith("data:image/") and ";base64," in url:
+        return
+    raise InvalidRequest(
+        f"'{param}' must be an https URL or a data:image/...;base64 URL.", param=param
+    )
+
+
+def _check_tools(request: ChatRequest) -> None:
+    names: set[str] = set()
+    for index, tool in enumerate(request.tools or ()):
+        param = f"tools[{index}].function"
+        if tool.function.name in names:
+            raise InvalidRequest(
+                f"Duplicate tool name {tool.function.name!r} in '{param}.name'.",
+                param=f"{param}.name",
+            )
+        names.add(tool.function.name)
+        schema = tool.function.parameters
+        if schema is not None and schema.get("type", "object") != "object":
+            raise InvalidRequest(
+                f"'{param}.parameters' must be a JSON Schema of type 'object'.",
+                param=f"{param}.parameters",
+            )
+    choice = request.tool_choice
+    if choice in (None, "none", "auto"):
+        return
+    if not request.tools:
+        raise InvalidRequest(
+            "'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice"
+        )
+    if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+        raise InvalidRequest(
+            f"'tool_choice' names the function {choice.function.name!r}, "
+            "which is not among 'tools'.",
+            param="tool_choice",
+        )
+
+
+def _check_response_format(request: ChatRequest) -> None:
+    fmt = request.response_format
+    if isinstance(fmt, JsonSchemaFormat):
+        schema = fmt.json_schema.schema
+        if schema is not None and not isinstance(schema.get("type", "object"), str | list):
+            raise InvalidRequest(
+                "'response_format.json_schema.schema' is not a valid JSON Schema.",
+                param="response_format.json_schema.schema",
+            )

@@ -1,0 +1,52 @@
+"""GET /v1/models, a model's endpoints, /health and /openapi.json."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+
+from tests.e2e.conftest import MODEL
+from tests.e2e.server import RunningGateway
+
+
+def test_models_list_in_openai_shape_with_openrouter_fields(client: openai.OpenAI) -> None:
+    models = {m.id: m for m in client.models.list()}
+    assert {MODEL, "anthropic/claude-3.5-haiku", "anthropic/claude-haiku-4.5"} <= set(models)
+    haiku = models["anthropic/claude-3.5-haiku"].model_extra
+    assert haiku is not None
+    assert haiku["context_length"] == 200000
+    assert haiku["architecture"]["input_modalities"] == ["text", "image"]
+    assert haiku["pricing"]["prompt"] == "0.0000008"
+    assert haiku["pricing"]["completion"] == "0.000004"
+    assert haiku["top_provider"]["max_completion_tokens"] == 8192
+    assert "tools" in haiku["supported_parameters"]
+
+
+def test_retrieve_one_model(client: openai.OpenAI) -> None:
+    model = client.models.retrieve(MODEL)
+    assert model.id == MODEL
+
+
+def test_endpoints_list_each_provider_with_null_stats(gateway: RunningGateway) -> None:
+    body = httpx.get(gateway.api_url + "/models/anthropic/claude-3.5-haiku/endpoints").json()
+    endpoints = body["data"]["endpoints"]
+    assert [e["tag"] for e in endpoints] == ["anthropic", "openrouter", "heroku", "vercel"]
+    for endpoint in endpoints:
+        assert endpoint["context_length"] == 200000
+        assert endpoint["uptime_last_30m"] is None
+        assert endpoint["latency_last_30m"] is None
+    local = httpx.get(gateway.api_url + "/models/google/gemma-3-270m/endpoints").json()
+    assert local["data"]["endpoints"][0]["quantization"] == "q4_k_m"
+    missing = httpx.get(gateway.api_url + "/models/nope/nope/endpoints")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == 404
+
+
+def test_health_and_openapi(gateway: RunningGateway) -> None:
+    assert httpx.get(gateway.base_url + "/health").json() == {"status": "ok"}
+    spec = httpx.get(gateway.base_url + "/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    chat = spec["paths"]["/v1/chat/completions"]["post"]
+    ref = chat["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert "messages" in schema["required"]
+    assert "temperature" in schema["properties"]

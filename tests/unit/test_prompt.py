@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+
+from modelyard.providers.local.prompt import TURN_FORMATS, request_turns
+from modelyard.schema.chat import parse_chat_request
+
+
+def render(messages: list[dict[str, object]], **extra: object) -> str:
+    raw = json.dumps({"model": "m/x", "messages": messages, **extra}).encode()
+    return TURN_FORMATS["gemma"](request_turns(parse_chat_request(raw))).text
+
+
+def test_gemma_turns_put_system_text_into_the_first_user_turn() -> None:
+    text = render([{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}])
+    assert text == "<start_of_turn>user\nBe terse.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+
+
+def test_multi_turn_and_trailing_assistant_prefill() -> None:
+    text = render(
+        [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Name a colour"},
+            {"role": "assistant", "content": "The colour is"},
+        ]
+    )
+    assert text.endswith("<start_of_turn>model\nThe colour is")
+    assert "<start_of_turn>model\nHello!<end_of_turn>\n" in text
+
+
+def test_tools_are_described_and_results_become_user_turns() -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    text = render(
+        [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        ],
+        tools=tools,
+    )
+    assert '"name": "get_weather"' in text
+    assert '{"name": "get_weather", "arguments": {"city": "Paris"}}' in text
+    assert "Tool result (c1):\nsunny" in text
