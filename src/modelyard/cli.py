@@ -15,7 +15,12 @@ from modelyard.catalog import CatalogError
 from modelyard.config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="modelyard model gateway")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def _commands() -> None:
+    """modelyard: an OpenAI-compatible model gateway. `modelyard serve` starts it."""
 
 
 def _banner(settings: Settings, admin_key: str) -> None:

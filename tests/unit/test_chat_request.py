@@ -233,3 +233,8 @@ def test_bad_input_is_an_invalid_request_naming_the_parameter(
     assert error.param == param, error.message
     if param:
         assert param.split(".")[0].split("[")[0] in error.message
+
+
+def test_invalid_utf8_is_a_400() -> None:
+    with pytest.raises(InvalidRequest, match="UTF-8"):
+        parse_chat_request(b'{"model": "\xff", "messages": []}')

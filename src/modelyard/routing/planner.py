@@ -50,11 +50,11 @@ class Planner:
             for endpoint in model.endpoints:
                 provider, reason = self._provider_for(endpoint)
                 if provider is None:
-                    excluded[endpoint.id] = reason
+                    excluded[f"{model.id} via {endpoint.provider.id}"] = reason
                 else:
                     routes.append(Route(model, endpoint, provider))
         if not routes:
-            details = "; ".join(f"{ep}: {why}" for ep, why in excluded.items())
+            details = "; ".join(f"{where}: {why}" for where, why in excluded.items())
             raise NoProviderAvailable(
                 f"No provider can serve {models[0].id} right now. {details}",
                 metadata={"excluded": excluded},
@@ -63,11 +63,11 @@ class Planner:
 
     def _provider_for(self, endpoint: Endpoint) -> tuple[Provider | None, str]:
         spec = endpoint.provider
+        if spec.api_key_env and not os.environ.get(spec.api_key_env):
+            return None, f"no API key: set {spec.api_key_env}"
         provider = self._registry.get(spec.kind)
         if provider is None:
             return None, f"provider kind {spec.kind!r} is not supported by this gateway yet"
-        if spec.api_key_env and not os.environ.get(spec.api_key_env):
-            return None, f"no API key: set {spec.api_key_env}"
         reason = provider.unavailable_reason(endpoint)
         if reason is not None:
             return None, reason

@@ -272,6 +272,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise _invalid(exc) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid UTF-8: {exc.reason}.") from exc
     _check(request)
     return request
 

@@ -16,7 +16,6 @@ import codecs
 import ctypes
 import logging
 import queue
-import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,33 +24,12 @@ from typing import Any
 import llama_cpp
 import numpy as np
 from llama_cpp import Llama
-from llama_cpp._internals import LlamaSampler
-from llama_cpp.llama_grammar import LlamaGrammar
 
 from modelyard.errors import UpstreamError
+from modelyard.providers.local.sampling import SamplingParams, TokenSampler
 from modelyard.providers.local.stops import StopMatcher
 
 log = logging.getLogger(__name__)
-
-# Sampling defaults when the client sends none: Gemma's recommended settings.
-DEFAULT_TEMPERATURE = 1.0
-DEFAULT_TOP_K = 64
-DEFAULT_TOP_P = 0.95
-PENALTY_WINDOW = 64
-
-
-@dataclass(frozen=True, slots=True)
-class SamplingParams:
-    temperature: float = DEFAULT_TEMPERATURE
-    top_p: float = DEFAULT_TOP_P
-    top_k: int = DEFAULT_TOP_K
-    min_p: float = 0.0
-    repeat_penalty: float = 1.0
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-    seed: int | None = None
-    logit_bias: dict[int, float] | None = None
-
 
 @dataclass(slots=True)
 class TextPiece:
@@ -168,7 +146,7 @@ class LlamaEngine:
     def _generate(self, job: GenerationJob) -> JobDone:
         llm = self.llm
         cached = self._evaluate_prompt(job.prompt_tokens)
-        sampler = self._sampler(job)
+        sampler = TokenSampler(llm, job.params, job.grammar)
         vocab = llm._model.vocab
         ctx = llm._ctx.ctx
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -180,7 +158,7 @@ class LlamaEngine:
                 if job.cancelled.is_set():
                     reason = "cancelled"
                     break
-                token = sampler.sample(llm._ctx, -1)
+                token = sampler.sample()
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     reason = "stop"
                     break
@@ -224,37 +202,6 @@ class LlamaEngine:
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         llm.eval(tokens[reuse:])
         return reuse
-
-    def _sampler(self, job: GenerationJob) -> LlamaSampler:
-        llm = self.llm
-        p = job.params
-        sampler = LlamaSampler()
-        n_vocab = llm.n_vocab()
-        if p.logit_bias:
-            sampler.add_logit_bias(n_vocab, p.logit_bias)
-        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
-            sampler.add_penalties(
-                n_vocab=n_vocab,
-                penalty_last_n=PENALTY_WINDOW,
-                penalty_repeat=p.repeat_penalty,
-                penalty_freq=p.frequency_penalty,
-                penalty_present=p.presence_penalty,
-            )
-        if job.grammar is not None:
-            sampler.add_grammar(llm._model, LlamaGrammar.from_string(job.grammar, verbose=False))
-        if p.temperature == 0:
-            sampler.add_greedy()
-            return sampler
-        if p.top_k > 0:
-            sampler.add_top_k(p.top_k)
-        if p.top_p < 1.0:
-            sampler.add_top_p(p.top_p, 1)
-        if p.min_p > 0:
-            sampler.add_min_p(p.min_p, 1)
-        sampler.add_temp(p.temperature)
-        seed = p.seed if p.seed is not None else random.getrandbits(32)
-        sampler.add_dist(seed & 0xFFFFFFFF)
-        return sampler
 
     def _piece(self, vocab: Any, token: int) -> bytes:
         buf = self._piece_buffer

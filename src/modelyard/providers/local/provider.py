@@ -26,10 +26,10 @@ from modelyard.providers.local.engine import (
     JobDone,
     JobFailed,
     LlamaEngine,
-    SamplingParams,
     TextPiece,
 )
 from modelyard.providers.local.model_file import ModelFileError, resolve_model_path
+from modelyard.providers.local.sampling import SamplingParams
 from modelyard.providers.local.prompt import (
     TURN_FORMATS,
     TemplateFormat,
