@@ -15,10 +15,28 @@ FIELDS = list(ChatRequest.__struct_fields__)
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["role", "content", "type", "text", "name", "function",
-                                       "image_url", "url", "parameters", "json_schema"]) | st.text(),
-                      inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "role",
+                    "content",
+                    "type",
+                    "text",
+                    "name",
+                    "function",
+                    "image_url",
+                    "url",
+                    "parameters",
+                    "json_schema",
+                ]
+            )
+            | st.text(),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 messages = st.lists(

@@ -31,6 +31,7 @@ from modelyard.providers.local.stops import StopMatcher
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(slots=True)
 class TextPiece:
     text: str

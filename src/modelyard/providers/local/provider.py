@@ -29,13 +29,13 @@ from modelyard.providers.local.engine import (
     TextPiece,
 )
 from modelyard.providers.local.model_file import ModelFileError, resolve_model_path
-from modelyard.providers.local.sampling import SamplingParams
 from modelyard.providers.local.prompt import (
     TURN_FORMATS,
     TemplateFormat,
     TurnFormat,
     request_turns,
 )
+from modelyard.providers.local.sampling import SamplingParams
 from modelyard.providers.local.structured import (
     OutputConstraint,
     json_object_constraint,

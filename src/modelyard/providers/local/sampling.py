@@ -74,7 +74,7 @@ class TokenSampler:
         return token
 
     def _grammar_allows(self, token: int) -> bool:
-        self._one[0].id = token
+        self._one[0].id = llama_cpp.llama_token(token)
         self._one[0].logit = 1.0
         single = llama_cpp.llama_token_data_array(self._one, 1, -1, False)
         llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(single))
