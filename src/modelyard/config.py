@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ADMIN_KEY_FILE = "admin_key"
@@ -22,7 +22,6 @@ class Settings:
     keepalive_interval_s: float = 10.0
     show_progress: bool = False
     public_url: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -40,6 +39,8 @@ class Settings:
             values["admin_key"] = env["MODELYARD_ADMIN_KEY"]
         if "MODELYARD_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["MODELYARD_MAX_BODY_BYTES"])
+        if "MODELYARD_KEEPALIVE_INTERVAL_S" in env:
+            values["keepalive_interval_s"] = float(env["MODELYARD_KEEPALIVE_INTERVAL_S"])
         if "MODELYARD_PUBLIC_URL" in env:
             values["public_url"] = env["MODELYARD_PUBLIC_URL"]
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from modelyard.providers.local.prompt import TURN_FORMATS, request_turns
+from modelyard.providers.local.prompt import TURN_FORMATS, TemplateFormat, Turn, request_turns
 from modelyard.schema.chat import parse_chat_request
 
 
@@ -59,3 +59,35 @@ def test_tools_are_described_and_results_become_user_turns() -> None:
     assert '"name": "get_weather"' in text
     assert '{"name": "get_weather", "arguments": {"city": "Paris"}}' in text
     assert "Tool result (c1):\nsunny" in text
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _turns(messages: list[dict[str, object]]) -> list[Turn]:
+    raw = json.dumps({"model": "m/x", "messages": messages}).encode()
+    return request_turns(parse_chat_request(raw))
+
+
+def test_a_gguf_chat_template_renders_turns_and_a_generation_prompt() -> None:
+    render_template = TemplateFormat(CHATML, bos_token="<s>", eos_token="</s>")
+    prompt = render_template(
+        _turns([{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}])
+    )
+    assert prompt.text == (
+        "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert not prompt.prefilled
+
+
+def test_a_gguf_chat_template_continues_a_prefill() -> None:
+    render_template = TemplateFormat(CHATML, bos_token="<s>", eos_token="</s>")
+    prompt = render_template(
+        _turns([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello th"}])
+    )
+    assert prompt.text.endswith("<|im_start|>assistant\nHello th")
+    assert prompt.prefilled

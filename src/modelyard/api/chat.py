@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from decimal import Decimal
 from typing import TypeVar
 
 from starlette.types import Receive, Scope, Send
@@ -19,7 +20,7 @@ from modelyard.api.http import ClientGone, header, read_body, send_error, send_j
 from modelyard.catalog.pricing import request_cost
 from modelyard.errors import GatewayError, InvalidRequest, ServerError, UpstreamError
 from modelyard.gateway import Gateway
-from modelyard.providers.base import Delta, Finish, StreamEvent
+from modelyard.providers.base import Delta, Finish, StreamEvent, Usage
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest, parse_chat_request
 from modelyard.schema.response import (
@@ -69,14 +70,7 @@ class ChatCompletions:
         except GatewayError as error:
             await send_error(send, error)
             return
-        cost = request_cost(
-            route.endpoint.price,
-            prompt_tokens=result.usage.prompt_tokens,
-            completion_tokens=result.usage.completion_tokens,
-            cached_tokens=result.usage.cached_tokens,
-            cache_write_tokens=result.usage.cache_write_tokens,
-            reasoning_tokens=result.usage.reasoning_tokens,
-        )
+        cost = _cost(route, result.usage)
         body = completion_body(
             gen_id, int(time.time()), route.model.id, route.endpoint.provider.id, result, cost
         )
@@ -186,16 +180,7 @@ async def _relay(
                 continue
             assert isinstance(event, Finish)
             await body(writer.finish(event.finish_reason, event.native_finish_reason))
-            usage = event.usage
-            cost = request_cost(
-                route.endpoint.price,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cached_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-            )
-            await body(writer.usage(usage, cost))
+            await body(writer.usage(event.usage, _cost(route, event.usage)))
             break
     except GatewayError as error:
         await body(writer.error(error))
@@ -221,6 +206,17 @@ async def _next_with_keepalive(
         with contextlib.suppress(BaseException):
             await pending
         raise
+
+
+def _cost(route: Route, usage: Usage) -> Decimal:
+    return request_cost(
+        route.endpoint.price,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+    )
 
 
 async def _cancel_on_disconnect(receive: Receive, work: Awaitable[None]) -> None:
