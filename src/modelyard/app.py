@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from modelyard.api.account import AccountApi
+from modelyard.api.admin import AdminApi
 from modelyard.api.chat import ChatCompletions
 from modelyard.api.models import ModelsApi
 from modelyard.api.openapi import openapi_document
@@ -53,10 +55,13 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return _error_response(ServerError("Internal server error."))
 
 
-def _api_routes(gateway: Gateway) -> list[BaseRoute]:
+def _api_routes(gateway: Gateway, chat: ChatCompletions) -> list[BaseRoute]:
     models = ModelsApi(gateway)
+    account = AccountApi(gateway)
     return [
-        Route("/chat/completions", ChatCompletions(gateway), methods=["POST"]),
+        Route("/chat/completions", chat, methods=["POST"]),
+        Route("/generation", account.generation, methods=["GET"]),
+        Route("/key", account.key, methods=["GET"]),
         Route("/models", models.list_models, methods=["GET"]),
         Route("/models/{author}/{slug}/endpoints", models.list_endpoints, methods=["GET"]),
         Route("/models/{author}/{slug}", models.get_model, methods=["GET"]),
@@ -87,13 +92,15 @@ def build_app(
         finally:
             await gw.close()
 
-    api = _api_routes(gw)
+    chat = ChatCompletions(gw)
+    api = _api_routes(gw, chat)
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Mount("/v1", routes=api),
             Mount("/api/v1", routes=api),
+            Mount("/admin", routes=AdminApi(gw, chat).routes()),
         ],
         exception_handlers={
             GatewayError: _on_gateway_error,

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import shlex
+import sys
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, ParamSpec
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.table import Table
 
 from modelyard.catalog import CatalogError
+from modelyard.cli_client import AdminClient, CliError
 from modelyard.config import Settings
 
+P = ParamSpec("P")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="modelyard model gateway")
 console = Console(stderr=True, soft_wrap=True)
 
@@ -23,23 +31,30 @@ def _commands() -> None:
     """modelyard: an OpenAI-compatible model gateway. `modelyard serve` starts it."""
 
 
-def _banner(settings: Settings, admin_key: str) -> None:
+def _banner(settings: Settings, admin_key: str, app_key: str | None) -> None:
     url = settings.base_url
+    where = settings.data_dir / "admin_key"
+    console.print(
+        f"\n[bold green]modelyard[/] is serving at [bold]{url}[/] (OpenAI base URL: {url}/v1)"
+    )
+    console.print(
+        f"Admin key (CLI and /admin): [bold]{admin_key}[/]"
+        f"  (kept in {where} unless MODELYARD_ADMIN_KEY is set)"
+    )
+    if app_key is None:
+        console.print(
+            "Create an app and a key: modelyard apps:create my-app && "
+            "modelyard models:create google/gemma-3-270m -a my-app"
+        )
+        return
     body = (
         '{"model": "google/gemma-3-270m", "messages": [{"role": "user", "content": "Say hello"}]}'
     )
     curl = (
-        f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {admin_key}' "
+        f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {app_key}' "
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
-    console.print(
-        f"\n[bold green]modelyard[/] is serving at [bold]{url}[/] (OpenAI base URL: {url}/v1)"
-    )
-    where = settings.data_dir / "admin_key"
-    console.print(
-        f"Admin key: [bold]{admin_key}[/]  (kept in {where} unless MODELYARD_ADMIN_KEY is set)"
-    )
-    console.print("Try it:\n")
+    console.print("Key of the app 'default' (INFERENCE_KEY). Try it:\n")
     print(curl, flush=True)
     print(flush=True)
 
@@ -69,7 +84,11 @@ def serve(
     except CatalogError as exc:
         console.print(f"[red]catalog error:[/] {exc}")
         raise typer.Exit(1) from exc
-    asgi = build_app(settings, gateway, on_started=lambda: _banner(settings, gateway.admin_key))
+    asgi = build_app(
+        settings,
+        gateway,
+        on_started=lambda: _banner(settings, gateway.admin_key, gateway.bootstrap_key),
+    )
     uvicorn.run(
         asgi,
         host=settings.host,
@@ -80,6 +99,255 @@ def serve(
         log_level="info",
         timeout_graceful_shutdown=30,
     )
+
+
+AppOption = Annotated[str, typer.Option("--app", "-a", help="The app")]
+# Piped output (scripts, tests) gets full-width tables instead of rich's 80-column default.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def _fail_cleanly(command: Callable[P, None]) -> Callable[P, None]:
+    """Turn a CliError into one line on stderr and exit code 1 (no traceback)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except CliError as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+
+    return run
+
+
+def _client() -> AdminClient:
+    return AdminClient()
+
+
+@app.command("apps:create")
+@_fail_cleanly
+def apps_create(name: Annotated[str, typer.Argument(help="App name")]) -> None:
+    """Create an app."""
+    created = _client().request("POST", "/admin/apps", json={"name": name})
+    out.print(f"Created app {created['name']} ({created['id']})")
+
+
+@app.command("apps")
+@_fail_cleanly
+def apps_list() -> None:
+    """List apps."""
+    table = Table("name", "id", "created")
+    for item in _client().request("GET", "/admin/apps")["data"]:
+        table.add_row(item["name"], item["id"], item["created_at"][:19])
+    out.print(table)
+
+
+@app.command("models:create")
+@_fail_cleanly
+def models_create(
+    model: Annotated[str, typer.Argument(help="Catalog model id or alias")],
+    app_name: AppOption,
+    alias: Annotated[str, typer.Option("--as", help="Config var prefix")] = "INFERENCE",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Attach a model to an app; prints its config vars (the key is shown only now)."""
+    created = _client().request(
+        "POST", f"/admin/apps/{app_name}/models", json={"model": model, "alias": alias}
+    )
+    config = created["config"]
+    if as_json:
+        print(json.dumps(config, indent=2))
+        return
+    for name, value in config.items():
+        print(f"{name}={value}")
+
+
+@app.command("models:list")
+@_fail_cleanly
+def models_list() -> None:
+    """List the catalog's models."""
+    table = Table("id", "name", "context", "prompt $/M", "completion $/M")
+    for item in _client().request("GET", "/v1/models")["data"]:
+        pricing = item["pricing"]
+        table.add_row(
+            item["id"],
+            item["name"],
+            str(item["context_length"]),
+            _per_million(pricing["prompt"]),
+            _per_million(pricing["completion"]),
+        )
+    out.print(table)
+
+
+def _per_million(per_token: str) -> str:
+    return f"{Decimal(per_token) * 1_000_000:.2f}"
+
+
+@app.command("models:info")
+@_fail_cleanly
+def models_info(
+    app_name: AppOption,
+    resource: Annotated[str | None, typer.Argument(help="Alias or resource id")] = None,
+) -> None:
+    """Show an app's model resources (or one of them)."""
+    client = _client()
+    if resource is None:
+        resources = client.request("GET", f"/admin/apps/{app_name}/models")["data"]
+        table = Table("alias", "model", "id", "created")
+        for item in resources:
+            table.add_row(item["alias"], item["model_id"], item["id"], item["created_at"][:19])
+        out.print(table)
+        return
+    info = client.request("GET", f"/admin/apps/{app_name}/models/{resource}")
+    for name, value in info["config"].items():
+        print(f"{name}={value}")
+    print(f"resource_id={info['resource']['id']}")
+    print(f"model_name={info['model']['name']}")
+
+
+@app.command("models:destroy")
+@_fail_cleanly
+def models_destroy(
+    resource: Annotated[str, typer.Argument(help="Alias or resource id")], app_name: AppOption
+) -> None:
+    """Destroy a model resource (its key stops working)."""
+    _client().request("DELETE", f"/admin/apps/{app_name}/models/{resource}")
+    out.print(f"Destroyed {resource} on {app_name}")
+
+
+@app.command("models:detach")
+@_fail_cleanly
+def models_detach(
+    alias: Annotated[str, typer.Argument(help="Alias to detach")], app_name: AppOption
+) -> None:
+    """Detach a model alias from an app (its key stops working)."""
+    _client().request("DELETE", f"/admin/apps/{app_name}/attachments/{alias}")
+    out.print(f"Detached {alias} from {app_name}")
+
+
+@app.command("models:call")
+@_fail_cleanly
+def models_call(
+    resource: Annotated[str, typer.Argument(help="Alias or resource id")],
+    app_name: AppOption,
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The user message")],
+    opts: Annotated[str | None, typer.Option(help="Extra request fields as JSON")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole response")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to file")] = None,
+) -> None:
+    """Call an app's model; the answer streams to the terminal as it is generated."""
+    body: dict[str, Any] = {}
+    if opts:
+        try:
+            body = json.loads(opts)
+        except ValueError as exc:
+            raise CliError(f"--opts is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise CliError("--opts must be a JSON object")
+    body["messages"] = [{"role": "user", "content": prompt}]
+    path = f"/admin/apps/{app_name}/models/{resource}/call"
+    client = _client()
+    if as_json:
+        body["stream"] = False
+        text = json.dumps(client.request("POST", path, json=body), indent=2)
+        (output.write_text(text + "\n") if output else print(text))
+        return
+    body["stream"] = True
+    pieces: list[str] = []
+    with client.stream(path, body) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise CliError(chunk["error"]["message"])
+            for choice in chunk.get("choices", []):
+                piece = choice["delta"].get("content") or ""
+                pieces.append(piece)
+                if output is None:
+                    print(piece, end="", flush=True)
+    if output is None:
+        print()
+    else:
+        output.write_text("".join(pieces))
+
+
+@app.command("config")
+@_fail_cleanly
+def config_vars(app_name: AppOption) -> None:
+    """Print an app's config vars."""
+    for name, value in _client().request("GET", f"/admin/apps/{app_name}/config")["data"].items():
+        print(f"{name}={value}")
+
+
+@app.command("keys:create")
+@_fail_cleanly
+def keys_create(
+    app_name: AppOption,
+    limit: Annotated[float | None, typer.Option(help="Spend limit in USD")] = None,
+    limit_reset: Annotated[
+        str | None, typer.Option("--limit-reset", help="daily | weekly | monthly")
+    ] = None,
+    zdr: Annotated[bool, typer.Option(help="Zero data retention for this key")] = False,
+    label: Annotated[str, typer.Option(help="A name for the key")] = "",
+) -> None:
+    """Create an API key for an app's models; the key is printed alone on the last line."""
+    body: dict[str, Any] = {"label": label, "zdr": zdr}
+    if limit is not None:
+        body["limit"] = limit
+    if limit_reset is not None:
+        body["limit_reset"] = limit_reset
+    created = _client().request("POST", f"/admin/apps/{app_name}/keys", json=body)
+    out.print(f"Created key {created['id']} for {app_name} (shown once):")
+    print(created["key"])
+
+
+@app.command("keys:list")
+@_fail_cleanly
+def keys_list(app_name: AppOption) -> None:
+    """List an app's keys."""
+    table = Table("id", "label", "prefix", "limit", "reset", "zdr", "revoked")
+    for key in _client().request("GET", f"/admin/apps/{app_name}/keys")["data"]:
+        limit = "" if key["limit"] is None else f"${key['limit']}"
+        table.add_row(
+            key["id"],
+            key["label"],
+            key["prefix"] + "…",
+            limit,
+            key["limit_reset"] or "",
+            "yes" if key["zdr"] else "",
+            "yes" if key["revoked"] else "",
+        )
+    out.print(table)
+
+
+@app.command("keys:revoke")
+@_fail_cleanly
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id")], app_name: AppOption) -> None:
+    """Revoke a key."""
+    _client().request("DELETE", f"/admin/apps/{app_name}/keys/{key_id}")
+    out.print(f"Revoked {key_id}")
+
+
+@app.command("usage")
+@_fail_cleanly
+def usage(
+    app_name: AppOption,
+    days: Annotated[int, typer.Option(help="How many days back")] = 30,
+) -> None:
+    """Requests, tokens and spend per day and model."""
+    rows = _client().request("GET", f"/admin/apps/{app_name}/usage", params={"days": days})
+    table = Table("day", "model", "requests", "prompt tokens", "completion tokens", "spend $")
+    for row in rows["data"]:
+        table.add_row(
+            row["day"],
+            row["model"],
+            str(row["requests"]),
+            str(row["tokens_prompt"]),
+            str(row["tokens_completion"]),
+            f"{row['cost']:.6f}",
+        )
+    out.print(table)
 
 
 def main() -> None:

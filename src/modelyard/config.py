@@ -22,6 +22,16 @@ class Settings:
     keepalive_interval_s: float = 10.0
     show_progress: bool = False
     public_url: str | None = None
+    # None: SQLite in the data dir. postgresql+asyncpg://… for shared storage.
+    database_url: str | None = None
+    # Store prompt and output text in the ledger (never for ZDR keys).
+    log_content: bool = False
+    # Accept the admin key on inference endpoints too.
+    admin_can_infer: bool = False
+    # How long the ledger writer waits to gather a batch after the first queued row.
+    ledger_batch_delay_s: float = 0.05
+    # Create an app "default" with the embedded model attached on the first start.
+    bootstrap_app: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -41,6 +51,17 @@ class Settings:
             values["max_body_bytes"] = int(env["MODELYARD_MAX_BODY_BYTES"])
         if "MODELYARD_KEEPALIVE_INTERVAL_S" in env:
             values["keepalive_interval_s"] = float(env["MODELYARD_KEEPALIVE_INTERVAL_S"])
+        if env.get("MODELYARD_DATABASE_URL"):
+            values["database_url"] = env["MODELYARD_DATABASE_URL"]
+        for name, flag in (
+            ("log_content", "MODELYARD_LOG_CONTENT"),
+            ("admin_can_infer", "MODELYARD_ADMIN_CAN_INFER"),
+            ("bootstrap_app", "MODELYARD_BOOTSTRAP_APP"),
+        ):
+            if flag in env:
+                values[name] = env[flag].strip().lower() in ("1", "true", "yes", "on")
+        if "MODELYARD_LEDGER_BATCH_DELAY_S" in env:
+            values["ledger_batch_delay_s"] = float(env["MODELYARD_LEDGER_BATCH_DELAY_S"])
         if "MODELYARD_PUBLIC_URL" in env:
             values["public_url"] = env["MODELYARD_PUBLIC_URL"]
         values.update({k: v for k, v in overrides.items() if v is not None})

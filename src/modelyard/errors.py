@@ -11,6 +11,7 @@ bug and becomes a 500.
     ├── PaymentRequired       402
     ├── Forbidden             403
     ├── NotFound              404  (unknown model, route, generation)
+    ├── Conflict              409  (a name that is already taken)
     ├── RequestTimeout        408
     ├── PayloadTooLarge       413
     ├── RateLimited           429  (carries Retry-After)
@@ -81,6 +82,11 @@ class Forbidden(GatewayError):
 class NotFound(GatewayError):
     status = 404
     error_type = "not_found_error"
+
+
+class Conflict(GatewayError):
+    status = 409
+    error_type = "conflict_error"
 
 
 class RequestTimeout(GatewayError):

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelyard.api.auth import Authenticator
 from modelyard.catalog import Catalog, load_catalog
 from modelyard.config import Settings, ensure_admin_key
+from modelyard.errors import Conflict
+from modelyard.ledger.writer import LedgerWriter
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
+from modelyard.store import ApiKey, App, Store
+from modelyard.store.store import database_url
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_APP = "default"
+BOOTSTRAP_MODEL = "google/gemma-3-270m"
+BOOTSTRAP_KEY_FILE = "default_app_key"
+
+
+class StoreDirectory:
+    """The authenticator's view of the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def key_by_plain(self, plain: str) -> tuple[ApiKey, App] | None:
+        return await self._store.key_by_plain(plain)
+
+    async def app_model_ids(self, app_id: str) -> frozenset[str]:
+        return frozenset(r.model_id for r in await self._store.list_resources(app_id))
 
 
 @dataclass
@@ -17,30 +42,81 @@ class Gateway:
     catalog: Catalog
     providers: ProviderRegistry
     planner: Planner
-    auth: Authenticator
     admin_key: str
+    _store: Store | None = None
+    _ledger: LedgerWriter | None = None
+    _auth: Authenticator | None = None
+    bootstrap_key: str | None = field(default=None)
 
     @classmethod
     def create(cls, settings: Settings, providers: ProviderRegistry | None = None) -> Gateway:
         catalog = load_catalog(settings.catalog_file)
         registry = providers or builtin_registry()
-        admin_key = ensure_admin_key(settings)
         return cls(
             settings=settings,
             catalog=catalog,
             providers=registry,
             planner=Planner(catalog, registry),
-            auth=Authenticator(admin_key),
-            admin_key=admin_key,
+            admin_key=ensure_admin_key(settings),
         )
+
+    # The store, ledger and authenticator exist between start() and close().
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "gateway not started"
+        return self._store
+
+    @property
+    def ledger(self) -> LedgerWriter:
+        assert self._ledger is not None, "gateway not started"
+        return self._ledger
+
+    @property
+    def auth(self) -> Authenticator:
+        assert self._auth is not None, "gateway not started"
+        return self._auth
 
     async def start(self) -> None:
+        settings = self.settings
+        self._store = await Store.open(database_url(settings.data_dir, settings.database_url))
+        self._ledger = LedgerWriter(
+            self._store.insert_generations, max_delay_s=settings.ledger_batch_delay_s
+        )
+        self._ledger.start()
+        self._auth = Authenticator(
+            self.admin_key, StoreDirectory(self._store), admin_can_infer=settings.admin_can_infer
+        )
         context = ProviderContext(
-            catalog=self.catalog,
-            data_dir=self.settings.data_dir,
-            show_progress=self.settings.show_progress,
+            catalog=self.catalog, data_dir=settings.data_dir, show_progress=settings.show_progress
         )
         await self.providers.start(context)
+        if settings.bootstrap_app:
+            self.bootstrap_key = await self._bootstrap(settings.data_dir / BOOTSTRAP_KEY_FILE)
+
+    async def _bootstrap(self, key_file: Path) -> str | None:
+        """On a fresh install, an app "default" with the embedded model, so the first curl works.
+
+        Its key is kept in the data dir (like the admin key) so every start can print it.
+        """
+        if await self.store.list_apps():
+            return key_file.read_text().strip() if key_file.is_file() else None
+        if self.catalog.find(BOOTSTRAP_MODEL) is None:
+            return None
+        try:
+            app = await self.store.create_app(BOOTSTRAP_APP)
+        except Conflict:  # another replica made it first
+            return None
+        _, _, plain = await self.store.attach_model(app.id, BOOTSTRAP_MODEL, "INFERENCE")
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(plain + "\n")
+        key_file.chmod(0o600)
+        log.info("created app %r with %s attached", BOOTSTRAP_APP, BOOTSTRAP_MODEL)
+        return plain
 
     async def close(self) -> None:
+        """Stop taking work, write every queued ledger row, then release everything."""
+        if self._ledger is not None:
+            await self._ledger.close()
         await self.providers.close()
+        if self._store is not None:
+            await self._store.close()

@@ -25,9 +25,9 @@ def gateway(data_dir: Path) -> Iterator[RunningGateway]:
 
 @pytest.fixture
 def client(gateway: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.api_url, api_key=gateway.admin_key, max_retries=0)
+    return openai.OpenAI(base_url=gateway.api_url, api_key=gateway.app_key, max_retries=0)
 
 
 @pytest.fixture
 def async_client(gateway: RunningGateway) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=gateway.api_url, api_key=gateway.admin_key, max_retries=0)
+    return openai.AsyncOpenAI(base_url=gateway.api_url, api_key=gateway.app_key, max_retries=0)

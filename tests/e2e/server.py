@@ -26,6 +26,12 @@ class RunningGateway:
     base_url: str
     admin_key: str
     log_path: Path
+    data_dir: Path
+
+    @property
+    def app_key(self) -> str:
+        """The key of the app "default" that a fresh install creates (model INFERENCE)."""
+        return (self.data_dir / "default_app_key").read_text().strip()
 
     @property
     def api_url(self) -> str:
@@ -82,7 +88,7 @@ def start_gateway(
             stderr=subprocess.STDOUT,
             env=process_env,
         )
-    gateway = RunningGateway(process, f"http://127.0.0.1:{port}", admin_key, log_path)
+    gateway = RunningGateway(process, f"http://127.0.0.1:{port}", admin_key, log_path, data_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

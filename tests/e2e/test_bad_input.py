@@ -133,9 +133,19 @@ def test_stream_errors_before_the_first_token_are_plain_http_errors(client: open
         client.chat.completions.create(model="nope/nope", messages=USER, stream=True)  # type: ignore[arg-type]
 
 
-def test_haiku_without_provider_keys_is_503_naming_the_env_vars(client: openai.OpenAI) -> None:
+def test_haiku_without_provider_keys_is_503_naming_the_env_vars(gateway: RunningGateway) -> None:
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    httpx.post(f"{gateway.base_url}/admin/apps", json={"name": "haiku-app"}, headers=headers)
+    attached = httpx.post(
+        f"{gateway.base_url}/admin/apps/haiku-app/models",
+        json={"model": "anthropic/claude-3.5-haiku", "alias": "HAIKU"},
+        headers=headers,
+    )
+    assert attached.status_code == 201, attached.text
+    key = attached.json()["config"]["HAIKU_KEY"]
+    client = openai.OpenAI(base_url=gateway.api_url, api_key=key, max_retries=0)
     with pytest.raises(openai.InternalServerError) as caught:
-        client.chat.completions.create(model="anthropic/claude-3.5-haiku", messages=USER)  # type: ignore[arg-type]
+        client.chat.completions.create(model="claude-3-5-haiku", messages=USER)  # type: ignore[arg-type]
     assert caught.value.status_code == 503
     message = caught.value.body["message"]  # type: ignore[index]
     for env in (
@@ -161,7 +171,7 @@ def test_malformed_bodies(gateway: RunningGateway, case: str, raw: bytes, status
         gateway.api_url + "/chat/completions",
         content=raw,
         headers={
-            "Authorization": f"Bearer {gateway.admin_key}",
+            "Authorization": f"Bearer {gateway.app_key}",
             "Content-Type": "application/json",
         },
     )
@@ -177,7 +187,7 @@ def test_body_over_the_limit_is_413(gateway: RunningGateway) -> None:
     response = httpx.post(
         gateway.api_url + "/chat/completions",
         content=huge,
-        headers={"Authorization": f"Bearer {gateway.admin_key}"},
+        headers={"Authorization": f"Bearer {gateway.app_key}"},
         timeout=30,
     )
     assert response.status_code == 413

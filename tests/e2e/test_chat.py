@@ -184,5 +184,5 @@ def test_streamed_text_equals_non_streamed_text(client: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize("path", ["/v1", "/api/v1"])
 def test_both_base_paths_serve(gateway, path: str) -> None:  # type: ignore[no-untyped-def]
-    c = openai.OpenAI(base_url=gateway.base_url + path, api_key=gateway.admin_key)
+    c = openai.OpenAI(base_url=gateway.base_url + path, api_key=gateway.app_key)
     assert c.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=1).choices

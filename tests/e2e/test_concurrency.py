@@ -41,7 +41,7 @@ def test_health_and_models_answer_while_a_generation_runs(
 
 
 def test_client_disconnect_stops_the_generation(gateway: RunningGateway) -> None:
-    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    headers = {"Authorization": f"Bearer {gateway.app_key}"}
     body = {
         "model": MODEL,
         "messages": LONG,
@@ -70,7 +70,7 @@ def test_client_disconnect_stops_the_generation(gateway: RunningGateway) -> None
 
 
 def test_non_streaming_disconnect_stops_the_generation(gateway: RunningGateway) -> None:
-    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    headers = {"Authorization": f"Bearer {gateway.app_key}"}
     body = {"model": MODEL, "messages": LONG, "max_tokens": 3000, "seed": 2}
     with contextlib.suppress(httpx.ReadTimeout):
         httpx.post(gateway.api_url + "/chat/completions", json=body, headers=headers, timeout=1)

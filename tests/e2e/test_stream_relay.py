@@ -111,6 +111,8 @@ class InProcessGateway:
             catalog_file=catalog_file,
             admin_key="relay-key",
             keepalive_interval_s=KEEPALIVE_S,
+            admin_can_infer=True,
+            bootstrap_app=False,
         )
         registry = ProviderRegistry()
         self.provider: ScriptedProvider | None = None

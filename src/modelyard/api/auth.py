@@ -1,33 +1,132 @@
-"""Who is calling: the Bearer key of a request, checked against the keys we know."""
+"""Who is calling: the Bearer key of a request, checked against the keys the store knows.
+
+App keys are looked up by their SHA-256 through the store and cached here for `ttl_s`, so
+the hot path touches the database about once per key per TTL. A revocation made through
+this process drops the cache entry at once; other replicas see it within `ttl_s`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
 
 from modelyard.errors import AuthError
+from modelyard.store.records import ApiKey, App, LimitReset
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    key_label: str
     is_admin: bool
+    app: App | None = None
+    key: ApiKey | None = None
+    # Catalog model ids this caller may use; None means any.
+    allowed_models: frozenset[str] | None = None
+
+    @property
+    def app_id(self) -> str | None:
+        return self.app.id if self.app else None
+
+    @property
+    def key_id(self) -> str | None:
+        return self.key.id if self.key else None
+
+    @property
+    def zdr(self) -> bool:
+        return bool(self.key and self.key.zdr)
+
+    @property
+    def limit_usd(self) -> Decimal | None:
+        return self.key.limit_usd if self.key else None
+
+    @property
+    def limit_reset(self) -> LimitReset | None:
+        return self.key.limit_reset if self.key else None
+
+
+ADMIN = Caller(is_admin=True)
+
+
+class KeyDirectory(Protocol):
+    """What the authenticator needs from the store."""
+
+    async def key_by_plain(self, plain: str) -> tuple[ApiKey, App] | None: ...
+
+    async def app_model_ids(self, app_id: str) -> frozenset[str]: ...
 
 
 class Authenticator:
-    """Until app keys exist, the admin key is accepted on every endpoint."""
-
-    def __init__(self, admin_key: str) -> None:
+    def __init__(
+        self,
+        admin_key: str,
+        directory: KeyDirectory,
+        *,
+        admin_can_infer: bool = False,
+        ttl_s: float = 5.0,
+    ) -> None:
         self._admin_key = admin_key.encode()
+        self._directory = directory
+        self._admin_can_infer = admin_can_infer
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Caller | None]] = {}
 
-    def authenticate(self, authorization: str | None) -> Caller:
+    @staticmethod
+    def _token(authorization: str | None) -> str:
         if not authorization:
-            raise AuthError(
-                "Missing API key. Send it as 'Authorization: Bearer <key>'.",
-            )
+            raise AuthError("Missing API key. Send it as 'Authorization: Bearer <key>'.")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise AuthError("The Authorization header must be 'Bearer <key>'.")
-        if hmac.compare_digest(token.strip().encode(), self._admin_key):
-            return Caller(key_label="admin", is_admin=True)
-        raise AuthError("Invalid API key.")
+        return token
+
+    def is_admin(self, authorization: str | None) -> bool:
+        token = self._token(authorization)
+        return hmac.compare_digest(token.encode(), self._admin_key)
+
+    def require_admin(self, authorization: str | None) -> None:
+        if not self.is_admin(authorization):
+            raise AuthError("This endpoint needs the admin key.")
+
+    async def caller(self, authorization: str | None, *, inference: bool = True) -> Caller:
+        """The caller behind a Bearer key; the admin key counts for inference only if allowed."""
+        if self.is_admin(authorization):
+            if inference and not self._admin_can_infer:
+                raise AuthError(
+                    "The admin key is not an inference key. Create an app and attach a model "
+                    "(modelyard apps:create, modelyard models:create) and use its key."
+                )
+            return ADMIN
+        token = self._token(authorization)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._ttl_s:
+            caller = cached[1]
+        else:
+            caller = await self._load(token)
+            self._cache[digest] = (now, caller)
+        if caller is None:
+            raise AuthError("Invalid API key.")
+        if caller.key is not None and caller.key.revoked_at is not None:
+            raise AuthError("This API key has been revoked.")
+        return caller
+
+    async def _load(self, token: str) -> Caller | None:
+        found = await self._directory.key_by_plain(token)
+        if found is None:
+            return None
+        key, app = found
+        allowed = (
+            frozenset(key.allowed_models)
+            if key.allowed_models is not None
+            else await self._directory.app_model_ids(app.id)
+        )
+        return Caller(is_admin=False, app=app, key=key, allowed_models=allowed)
+
+    def forget(self) -> None:
+        """Drop cached callers (after a key or an app's models changed here)."""
+        self._cache.clear()

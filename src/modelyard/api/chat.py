@@ -16,10 +16,18 @@ from typing import TypeVar
 
 from starlette.types import Receive, Scope, Send
 
+from modelyard.api.auth import Caller
 from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
 from modelyard.catalog.pricing import request_cost
-from modelyard.errors import GatewayError, InvalidRequest, ServerError, UpstreamError
+from modelyard.errors import (
+    GatewayError,
+    InvalidRequest,
+    NoProviderAvailable,
+    ServerError,
+    UpstreamError,
+)
 from modelyard.gateway import Gateway
+from modelyard.ledger.recorder import GenerationRecorder
 from modelyard.providers.base import Delta, Finish, StreamEvent, Usage
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest, parse_chat_request
@@ -45,45 +53,94 @@ class ChatCompletions:
         self._gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gateway = self._gateway
         try:
             if scope["method"] != "POST":
                 raise InvalidRequest("Use POST for /v1/chat/completions.")
-            gateway.auth.authenticate(header(scope, b"authorization"))
+            caller = await self._gateway.auth.caller(header(scope, b"authorization"))
+        except GatewayError as error:
+            await send_error(send, error)
+            return
+        await self.handle(scope, receive, send, caller)
+
+    async def handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        caller: Caller,
+        model_override: str | None = None,
+    ) -> None:
+        """Serve a chat completion for an authenticated caller (also used by the admin API)."""
+        gateway = self._gateway
+        try:
             body = await read_body(scope, receive, gateway.settings.max_body_bytes)
-            request = parse_chat_request(body)
-            routes = gateway.planner.plan(request)
+            request = parse_chat_request(body, model_override=model_override)
         except ClientGone:
             return
         except GatewayError as error:
             await send_error(send, error)
             return
-        respond = self._stream if request.stream else self._complete
-        await _cancel_on_disconnect(receive, respond(request, routes, send))
-
-    async def _complete(self, request: ChatRequest, routes: list[Route], send: Send) -> None:
-        gen_id = generation_id()
+        recorder = GenerationRecorder(
+            generation_id(),
+            caller,
+            request,
+            http_referer=header(scope, b"http-referer") or header(scope, b"referer"),
+            x_title=header(scope, b"x-title"),
+            log_content=gateway.settings.log_content,
+        )
         try:
-            route, result = await _first_success(
-                request, routes, lambda r: r.provider.complete(request, r.endpoint)
-            )
+            routes = gateway.planner.plan(request, caller.allowed_models)
+        except NoProviderAvailable as error:
+            recorder.failed(error)
+            gateway.ledger.record(recorder.row())
+            await send_error(send, error)
+            return
         except GatewayError as error:
             await send_error(send, error)
             return
+        respond = self._stream if request.stream else self._complete
+        try:
+            await _cancel_on_disconnect(receive, respond(request, routes, send, recorder))
+        finally:
+            gateway.ledger.record(recorder.row())
+
+    async def _complete(
+        self, request: ChatRequest, routes: list[Route], send: Send, recorder: GenerationRecorder
+    ) -> None:
+        try:
+            route, result = await _first_success(
+                request, routes, recorder, lambda r: r.provider.complete(request, r.endpoint)
+            )
+        except GatewayError as error:
+            recorder.failed(error)
+            await send_error(send, error)
+            return
+        except asyncio.CancelledError:
+            recorder.cancelled = True
+            raise
         cost = _cost(route, result.usage)
+        recorder.finished(result.usage, cost, result.finish_reason, result.native_finish_reason)
+        recorder.output(result.content)
+        gen_id = recorder.generation_id
         body = completion_body(
             gen_id, int(time.time()), route.model.id, route.endpoint.provider.id, result, cost
         )
         await send_json(send, 200, body, [(b"x-generation-id", gen_id.encode())])
 
-    async def _stream(self, request: ChatRequest, routes: list[Route], send: Send) -> None:
-        gen_id = generation_id()
+    async def _stream(
+        self, request: ChatRequest, routes: list[Route], send: Send, recorder: GenerationRecorder
+    ) -> None:
         interval = self._gateway.settings.keepalive_interval_s
         try:
-            route, events, first = await _open_stream(request, routes, interval)
+            route, events, first = await _open_stream(request, routes, recorder, interval)
         except GatewayError as error:
+            recorder.failed(error)
             await send_error(send, error)
             return
+        except asyncio.CancelledError:
+            recorder.cancelled = True
+            raise
+        gen_id = recorder.generation_id
         await send(
             {
                 "type": "http.response.start",
@@ -93,30 +150,44 @@ class ChatCompletions:
         )
         writer = ChunkWriter(gen_id, int(time.time()), route.model.id, route.endpoint.provider.id)
         try:
-            await _relay(route, events, first, writer, send, interval)
+            await _relay(route, events, first, writer, send, interval, recorder)
+        except asyncio.CancelledError:
+            recorder.cancelled = True
+            raise
         finally:
             await events.aclose()
 
 
 async def _first_success(
-    request: ChatRequest, routes: list[Route], call: Callable[[Route], Awaitable[T]]
+    request: ChatRequest,
+    routes: list[Route],
+    recorder: GenerationRecorder,
+    call: Callable[[Route], Awaitable[T]],
 ) -> tuple[Route, T]:
     """Try each route in order; move on only on an error another endpoint may not have."""
     allow_fallbacks = request.provider is None or request.provider.allow_fallbacks
     last: UpstreamError | None = None
     for route in routes:
+        recorder.start_attempt()
         try:
-            return route, await call(route)
+            result = await call(route)
         except UpstreamError as error:
+            recorder.attempt_failed(route, error)
             last = error
             if not (error.retryable and allow_fallbacks):
                 break
+            continue
+        except GatewayError as error:
+            recorder.attempt_failed(route, error)
+            raise
+        recorder.served_by(route)
+        return route, result
     assert last is not None
     raise last
 
 
 async def _open_stream(
-    request: ChatRequest, routes: list[Route], wait_s: float
+    request: ChatRequest, routes: list[Route], recorder: GenerationRecorder, wait_s: float
 ) -> tuple[Route, AsyncGenerator[StreamEvent, None], StreamEvent | None]:
     """Start a stream on the first route that yields an event (or has not failed by `wait_s`).
 
@@ -139,7 +210,7 @@ async def _open_stream(
             await events.aclose()
             raise
 
-    route, (events, first) = await _first_success(request, routes, start)
+    route, (events, first) = await _first_success(request, routes, recorder, start)
     return route, events, first
 
 
@@ -163,6 +234,7 @@ async def _relay(
     writer: ChunkWriter,
     send: Send,
     keepalive_s: float,
+    recorder: GenerationRecorder,
 ) -> None:
     async def body(chunk: bytes) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -174,18 +246,25 @@ async def _relay(
                 event = await _next_with_keepalive(events, body, keepalive_s)
                 if event is None:
                     raise UpstreamError("the provider ended the stream without finishing it")
+            recorder.first_token()
             if isinstance(event, Delta):
+                recorder.output(event.content)
                 await body(writer.delta(event))
                 event = None
                 continue
             assert isinstance(event, Finish)
+            cost = _cost(route, event.usage)
+            recorder.finished(event.usage, cost, event.finish_reason, event.native_finish_reason)
             await body(writer.finish(event.finish_reason, event.native_finish_reason))
-            await body(writer.usage(event.usage, _cost(route, event.usage)))
+            await body(writer.usage(event.usage, cost))
             break
     except GatewayError as error:
+        recorder.failed(error)
         await body(writer.error(error))
     except (ValueError, RuntimeError, OSError) as exc:
-        await body(writer.error(ServerError(f"the stream failed: {exc}")))
+        failure = ServerError(f"the stream failed: {exc}")
+        recorder.failed(failure)
+        await body(writer.error(failure))
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
 
 

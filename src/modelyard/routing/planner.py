@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 from modelyard.catalog import Catalog, Endpoint, Model
-from modelyard.errors import InvalidRequest, NoProviderAvailable, NotFound
+from modelyard.errors import Forbidden, InvalidRequest, NoProviderAvailable, NotFound
 from modelyard.providers.base import Provider
 from modelyard.providers.registry import ProviderRegistry
 from modelyard.schema.chat import ChatRequest, FilePart, ImagePart, UserMessage
@@ -39,10 +39,25 @@ class Planner:
             )
         return model
 
-    def plan(self, request: ChatRequest) -> list[Route]:
+    def plan(
+        self, request: ChatRequest, allowed_models: frozenset[str] | None = None
+    ) -> list[Route]:
+        """Routes to try in order. `allowed_models` (None: any) is what the caller's key may
+        use: the model asked for must be among them (403), fallbacks outside are skipped."""
         names = request.model_names()
         models = [self.resolve(names[0])]
-        models += [m for n in names[1:] if (m := self._catalog.find(n)) is not None]
+        if allowed_models is not None and models[0].id not in allowed_models:
+            raise Forbidden(
+                f"This key is not allowed to use the model {models[0].id!r}. Attach the "
+                "model to the app (modelyard models:create) or use that model's key.",
+                param="model",
+            )
+        models += [
+            m
+            for n in names[1:]
+            if (m := self._catalog.find(n)) is not None
+            and (allowed_models is None or m.id in allowed_models)
+        ]
         _check_request_fits(request, models[0])
         routes: list[Route] = []
         excluded: dict[str, str] = {}

@@ -265,7 +265,8 @@ _PARAMETER_FIELDS = (
 _decoder = msgspec.json.Decoder(ChatRequest)
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
+def parse_chat_request(body: bytes, *, model_override: str | None = None) -> ChatRequest:
+    """Decode and validate; `model_override` pins the model (a model resource's own model)."""
     try:
         request = _decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -274,6 +275,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid UTF-8: {exc.reason}.") from exc
+    if model_override is not None:
+        request = msgspec.structs.replace(request, model=model_override, models=None)
     _check(request)
     return request
 
