@@ -329,6 +329,41 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id")], app_name:
     out.print(f"Revoked {key_id}")
 
 
+@app.command("providers:keys:set")
+@_fail_cleanly
+def provider_keys_set(
+    provider: Annotated[str, typer.Argument(help="Catalog provider id, e.g. anthropic")],
+    app_name: AppOption,
+    key: Annotated[
+        str | None, typer.Option(help="The key (asked for, hidden, when left out)")
+    ] = None,
+) -> None:
+    """Store the app's own key for a provider (BYOK), encrypted; its requests then use it."""
+    secret = key or typer.prompt(f"{provider} API key", hide_input=True)
+    _client().request(
+        "PUT", f"/admin/apps/{app_name}/providers/{provider}/key", json={"key": secret}
+    )
+    out.print(f"{app_name} now uses its own key for {provider}")
+
+
+@app.command("providers:keys:unset")
+@_fail_cleanly
+def provider_keys_unset(
+    provider: Annotated[str, typer.Argument(help="Catalog provider id")], app_name: AppOption
+) -> None:
+    """Forget the app's own key for a provider."""
+    _client().request("DELETE", f"/admin/apps/{app_name}/providers/{provider}/key")
+    out.print(f"{app_name} uses the gateway's key for {provider} again")
+
+
+@app.command("providers:keys:list")
+@_fail_cleanly
+def provider_keys_list(app_name: AppOption) -> None:
+    """Providers for which the app uses its own key."""
+    for item in _client().request("GET", f"/admin/apps/{app_name}/providers")["data"]:
+        print(item["provider"])
+
+
 @app.command("usage")
 @_fail_cleanly
 def usage(

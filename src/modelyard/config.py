@@ -28,6 +28,8 @@ class Settings:
     log_content: bool = False
     # Accept the admin key on inference endpoints too.
     admin_can_infer: bool = False
+    # Encrypts apps' own provider keys at rest; BYOK is off without it.
+    secret_key: str | None = None
     # How long the ledger writer waits to gather a batch after the first queued row.
     ledger_batch_delay_s: float = 0.05
     # Create an app "default" with the embedded model attached on the first start.
@@ -62,6 +64,8 @@ class Settings:
                 values[name] = env[flag].strip().lower() in ("1", "true", "yes", "on")
         if "MODELYARD_LEDGER_BATCH_DELAY_S" in env:
             values["ledger_batch_delay_s"] = float(env["MODELYARD_LEDGER_BATCH_DELAY_S"])
+        if env.get("MODELYARD_SECRET_KEY"):
+            values["secret_key"] = env["MODELYARD_SECRET_KEY"]
         if "MODELYARD_PUBLIC_URL" in env:
             values["public_url"] = env["MODELYARD_PUBLIC_URL"]
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -16,6 +16,9 @@ bug and becomes a 500.
     ├── PayloadTooLarge       413
     ├── RateLimited           429  (carries Retry-After)
     ├── UpstreamError         502  (a provider failed; `retryable` says whether to try another)
+    │   ├── UpstreamTimeout      408
+    │   ├── UpstreamRateLimited  429  (Retry-After)
+    │   └── UpstreamRejected     400  (the upstream refused the request itself)
     └── NoProviderAvailable   503  (no endpoint meets the request's requirements)
 """
 
@@ -123,6 +126,32 @@ class UpstreamError(GatewayError):
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not connect, start or finish in time."""
+
+    status = 408
+    error_type = "timeout_error"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream answered 429; its Retry-After is passed on if nothing else serves."""
+
+    status = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, upstream_status=429, retry_after=retry_after, **kwargs)
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(max(1, round(retry_after)))
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request itself (its 400/404/413/422): the client's to fix."""
+
+    status = 400
+    error_type = "invalid_request_error"
 
 
 class NoProviderAvailable(GatewayError):

@@ -13,6 +13,7 @@ from modelyard.errors import Conflict
 from modelyard.ledger.writer import LedgerWriter
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
+from modelyard.secret_box import SecretBox
 from modelyard.store import ApiKey, App, Store
 from modelyard.store.store import database_url
 
@@ -26,14 +27,21 @@ BOOTSTRAP_KEY_FILE = "default_app_key"
 class StoreDirectory:
     """The authenticator's view of the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, box: SecretBox | None) -> None:
         self._store = store
+        self._box = box
 
     async def key_by_plain(self, plain: str) -> tuple[ApiKey, App] | None:
         return await self._store.key_by_plain(plain)
 
     async def app_model_ids(self, app_id: str) -> frozenset[str]:
         return frozenset(r.model_id for r in await self._store.list_resources(app_id))
+
+    async def app_provider_keys(self, app_id: str) -> dict[str, str]:
+        sealed = await self._store.provider_keys(app_id)
+        if not sealed or self._box is None:
+            return {}
+        return {provider: self._box.open(ciphertext) for provider, ciphertext in sealed.items()}
 
 
 @dataclass
@@ -76,6 +84,12 @@ class Gateway:
         assert self._auth is not None, "gateway not started"
         return self._auth
 
+    @property
+    def secret_box(self) -> SecretBox | None:
+        """Seals apps' provider keys; None when MODELYARD_SECRET_KEY is not set."""
+        key = self.settings.secret_key
+        return SecretBox(key) if key else None
+
     async def start(self) -> None:
         settings = self.settings
         self._store = await Store.open(database_url(settings.data_dir, settings.database_url))
@@ -84,7 +98,9 @@ class Gateway:
         )
         self._ledger.start()
         self._auth = Authenticator(
-            self.admin_key, StoreDirectory(self._store), admin_can_infer=settings.admin_can_infer
+            self.admin_key,
+            StoreDirectory(self._store, self.secret_box),
+            admin_can_infer=settings.admin_can_infer,
         )
         context = ProviderContext(
             catalog=self.catalog, data_dir=settings.data_dir, show_progress=settings.show_progress

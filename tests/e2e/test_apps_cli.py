@@ -205,6 +205,10 @@ def test_admin_key_is_not_an_inference_key(gw: RunningGateway) -> None:
         (["keys:revoke", "key_nope", "-a", "default"], "has no key"),
         (["keys:create", "-a", "default", "--limit-reset", "daily"], "needs a 'limit'"),
         (
+            ["providers:keys:set", "anthropic", "-a", "default", "--key", "k"],
+            "needs MODELYARD_SECRET_KEY",
+        ),
+        (
             ["models:call", "INFERENCE", "-a", "default", "-p", "x", "--opts", "{bad"],
             "not valid JSON",
         ),

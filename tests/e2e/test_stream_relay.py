@@ -215,13 +215,19 @@ def test_failure_before_the_first_token_falls_back_to_the_next_endpoint(
 ) -> None:
     assert relay.provider is not None
     relay.provider.calls.clear()
+    order = {"provider": {"order": ["first", "second"]}}
     stream = sdk.chat.completions.create(
-        model="test/scripted", messages=[{"role": "user", "content": "first fails"}], stream=True
+        model="test/scripted",
+        messages=[{"role": "user", "content": "first fails"}],
+        stream=True,
+        extra_body=order,
     )
     chunks = list(stream)
     assert {c.model_extra["provider"] for c in chunks if c.model_extra} == {"second"}
     completion = sdk.chat.completions.create(
-        model="test/scripted", messages=[{"role": "user", "content": "first fails"}]
+        model="test/scripted",
+        messages=[{"role": "user", "content": "first fails"}],
+        extra_body=order,
     )
     assert completion.choices[0].message.content == "from second"
     assert relay.provider.calls == ["first", "second", "first", "second"]
@@ -233,7 +239,7 @@ def test_no_fallback_when_the_request_forbids_it(relay: InProcessGateway) -> Non
         json={
             "model": "test/scripted",
             "messages": [{"role": "user", "content": "first fails"}],
-            "provider": {"allow_fallbacks": False},
+            "provider": {"order": ["first"], "allow_fallbacks": False},
         },
         headers={"Authorization": "Bearer relay-key"},
     )

@@ -42,6 +42,10 @@ class NewResource(msgspec.Struct, forbid_unknown_fields=True):
     alias: str = "INFERENCE"
 
 
+class ProviderKey(msgspec.Struct, forbid_unknown_fields=True):
+    key: Annotated[str, msgspec.Meta(min_length=1)]
+
+
 class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     label: str = ""
     limit: Annotated[float, msgspec.Meta(ge=0)] | None = None  # USD
@@ -99,6 +103,11 @@ class AdminApi:
             Route("/apps/{app}/keys", self.create_key, methods=["POST"]),
             Route("/apps/{app}/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
             Route("/apps/{app}/usage", self.usage, methods=["GET"]),
+            Route("/apps/{app}/providers", self.list_provider_keys, methods=["GET"]),
+            Route("/apps/{app}/providers/{provider}/key", self.set_provider_key, methods=["PUT"]),
+            Route(
+                "/apps/{app}/providers/{provider}/key", self.unset_provider_key, methods=["DELETE"]
+            ),
         ]
 
     # -- helpers ---------------------------------------------------------------------------
@@ -285,6 +294,46 @@ class AdminApi:
             )
         self._gw.auth.forget()
         return _json(_key_body(key))
+
+    # -- the app's own provider keys (BYOK) ---------------------------------------------------
+    def _provider(self, request: Request) -> str:
+        provider = request.path_params["provider"]
+        if provider not in self._gw.catalog.providers:
+            known = ", ".join(sorted(self._gw.catalog.providers))
+            raise NotFound(
+                f"No provider {provider!r} in the catalog (known: {known}).", param="provider"
+            )
+        return str(provider)
+
+    async def list_provider_keys(self, request: Request) -> Response:
+        app = await self._app(request)
+        providers = sorted(await self._gw.store.provider_keys(app.id))
+        return _json({"data": [{"provider": p, "byok": True} for p in providers]})
+
+    async def set_provider_key(self, request: Request) -> Response:
+        app = await self._app(request)
+        provider = self._provider(request)
+        box = self._gw.secret_box
+        if box is None:
+            raise InvalidRequest(
+                "Storing provider keys needs MODELYARD_SECRET_KEY set on the gateway "
+                "(they are encrypted with it).",
+                param="key",
+            )
+        body = await _body(request, ProviderKey)
+        await self._gw.store.set_provider_key(app.id, provider, box.seal(body.key))
+        self._gw.auth.forget()
+        return _json({"provider": provider, "byok": True})
+
+    async def unset_provider_key(self, request: Request) -> Response:
+        app = await self._app(request)
+        provider = self._provider(request)
+        if not await self._gw.store.delete_provider_key(app.id, provider):
+            raise NotFound(
+                f"App {app.name!r} has no key of its own for {provider!r}.", param="provider"
+            )
+        self._gw.auth.forget()
+        return _json({"provider": provider, "byok": False})
 
     # -- usage -----------------------------------------------------------------------------
     async def usage(self, request: Request) -> Response:

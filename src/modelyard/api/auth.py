@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
@@ -25,6 +26,8 @@ class Caller:
     key: ApiKey | None = None
     # Catalog model ids this caller may use; None means any.
     allowed_models: frozenset[str] | None = None
+    # The app's own upstream keys (BYOK), provider id → plain key.
+    provider_keys: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def app_id(self) -> str | None:
@@ -56,6 +59,8 @@ class KeyDirectory(Protocol):
     async def key_by_plain(self, plain: str) -> tuple[ApiKey, App] | None: ...
 
     async def app_model_ids(self, app_id: str) -> frozenset[str]: ...
+
+    async def app_provider_keys(self, app_id: str) -> dict[str, str]: ...
 
 
 class Authenticator:
@@ -125,7 +130,13 @@ class Authenticator:
             if key.allowed_models is not None
             else await self._directory.app_model_ids(app.id)
         )
-        return Caller(is_admin=False, app=app, key=key, allowed_models=allowed)
+        return Caller(
+            is_admin=False,
+            app=app,
+            key=key,
+            allowed_models=allowed,
+            provider_keys=await self._directory.app_provider_keys(app.id),
+        )
 
     def forget(self) -> None:
         """Drop cached callers (after a key or an app's models changed here)."""

@@ -25,10 +25,13 @@ from modelyard.errors import (
     NoProviderAvailable,
     ServerError,
     UpstreamError,
+    UpstreamRateLimited,
 )
 from modelyard.gateway import Gateway
 from modelyard.ledger.recorder import GenerationRecorder
 from modelyard.providers.base import Delta, Finish, StreamEvent, Usage
+from modelyard.providers.credentials import app_provider_keys
+from modelyard.routing.health import HealthTracker
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest, parse_chat_request
 from modelyard.schema.response import (
@@ -89,7 +92,9 @@ class ChatCompletions:
             log_content=gateway.settings.log_content,
         )
         try:
-            routes = gateway.planner.plan(request, caller.allowed_models)
+            routes = gateway.planner.plan(
+                request, caller.allowed_models, zdr_key=caller.zdr, own_keys=caller.provider_keys
+            )
         except NoProviderAvailable as error:
             recorder.failed(error)
             gateway.ledger.record(recorder.row())
@@ -100,16 +105,25 @@ class ChatCompletions:
             return
         respond = self._stream if request.stream else self._complete
         try:
-            await _cancel_on_disconnect(receive, respond(request, routes, send, recorder))
+            # The app's own provider keys apply to every upstream call of this request.
+            with app_provider_keys(caller.provider_keys):
+                await _cancel_on_disconnect(receive, respond(request, routes, send, recorder))
         finally:
-            gateway.ledger.record(recorder.row())
+            row = recorder.row()
+            gateway.ledger.record(row)
+            if row.status == 200 and row.endpoint is not None:
+                gateway.planner.health.observe(row.endpoint, row.latency_ms, row.throughput)
 
     async def _complete(
         self, request: ChatRequest, routes: list[Route], send: Send, recorder: GenerationRecorder
     ) -> None:
         try:
             route, result = await _first_success(
-                request, routes, recorder, lambda r: r.provider.complete(request, r.endpoint)
+                request,
+                routes,
+                recorder,
+                self._gateway.planner.health,
+                lambda r: r.provider.complete(request, r.endpoint),
             )
         except GatewayError as error:
             recorder.failed(error)
@@ -132,7 +146,9 @@ class ChatCompletions:
     ) -> None:
         interval = self._gateway.settings.keepalive_interval_s
         try:
-            route, events, first = await _open_stream(request, routes, recorder, interval)
+            route, events, first = await _open_stream(
+                request, routes, recorder, self._gateway.planner.health, interval
+            )
         except GatewayError as error:
             recorder.failed(error)
             await send_error(send, error)
@@ -162,6 +178,7 @@ async def _first_success(
     request: ChatRequest,
     routes: list[Route],
     recorder: GenerationRecorder,
+    health: HealthTracker,
     call: Callable[[Route], Awaitable[T]],
 ) -> tuple[Route, T]:
     """Try each route in order; move on only on an error another endpoint may not have."""
@@ -169,17 +186,34 @@ async def _first_success(
     last: UpstreamError | None = None
     for route in routes:
         recorder.start_attempt()
+        endpoint_id = route.endpoint.id
         try:
             result = await call(route)
+        except UpstreamRateLimited as error:  # busy, not broken: no mark against its health
+            health.release(endpoint_id)
+            recorder.attempt_failed(route, error)
+            last = error
+            if not allow_fallbacks:
+                break
+            continue
         except UpstreamError as error:
+            if error.retryable:
+                health.failure(endpoint_id)
+            else:
+                health.release(endpoint_id)
             recorder.attempt_failed(route, error)
             last = error
             if not (error.retryable and allow_fallbacks):
                 break
             continue
         except GatewayError as error:
+            health.release(endpoint_id)
             recorder.attempt_failed(route, error)
             raise
+        except asyncio.CancelledError:
+            health.release(endpoint_id)
+            raise
+        health.success(endpoint_id)
         recorder.served_by(route)
         return route, result
     assert last is not None
@@ -187,7 +221,11 @@ async def _first_success(
 
 
 async def _open_stream(
-    request: ChatRequest, routes: list[Route], recorder: GenerationRecorder, wait_s: float
+    request: ChatRequest,
+    routes: list[Route],
+    recorder: GenerationRecorder,
+    health: HealthTracker,
+    wait_s: float,
 ) -> tuple[Route, AsyncGenerator[StreamEvent, None], StreamEvent | None]:
     """Start a stream on the first route that yields an event (or has not failed by `wait_s`).
 
@@ -210,7 +248,7 @@ async def _open_stream(
             await events.aclose()
             raise
 
-    route, (events, first) = await _first_success(request, routes, recorder, start)
+    route, (events, first) = await _first_success(request, routes, recorder, health, start)
     return route, events, first
 
 

@@ -145,7 +145,7 @@ class GenerationRecorder:
             cancelled=self.cancelled,
             finish_reason=self.finish_reason,
             native_finish_reason=self.native_finish_reason,
-            is_byok=False,
+            is_byok=route is not None and route.endpoint.provider.id in self._caller.provider_keys,
             http_referer=self._referer,
             x_title=self._title,
             params=params,

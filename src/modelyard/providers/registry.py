@@ -53,11 +53,15 @@ class ProviderRegistry:
 
 
 def builtin_registry() -> ProviderRegistry:
+    from modelyard.providers.anthropic import AnthropicProvider
     from modelyard.providers.local.provider import LocalProvider
+    from modelyard.providers.openai import OpenAIProvider
 
     registry = ProviderRegistry()
     registry.register(
         "local",
         lambda ctx: LocalProvider(ctx.catalog, ctx.data_dir, show_progress=ctx.show_progress),
     )
+    registry.register("openai", OpenAIProvider)
+    registry.register("anthropic", AnthropicProvider)
     return registry

@@ -9,12 +9,17 @@ left the answer is 503 naming, per endpoint, what excluded it.
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from modelyard.catalog import Catalog, Endpoint, Model
 from modelyard.errors import Forbidden, InvalidRequest, NoProviderAvailable, NotFound
 from modelyard.providers.base import Provider
 from modelyard.providers.registry import ProviderRegistry
+from modelyard.routing.filters import NO_PREFERENCES, exclusion_reason, min_prompt_tokens
+from modelyard.routing.health import HealthTracker
+from modelyard.routing.ordering import order_endpoints
 from modelyard.schema.chat import ChatRequest, FilePart, ImagePart, UserMessage
 
 
@@ -26,9 +31,17 @@ class Route:
 
 
 class Planner:
-    def __init__(self, catalog: Catalog, registry: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        registry: ProviderRegistry,
+        health: HealthTracker | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._catalog = catalog
         self._registry = registry
+        self.health = health or HealthTracker()
+        self._rng = rng or random.Random()
 
     def resolve(self, name: str) -> Model:
         model = self._catalog.find(name)
@@ -40,10 +53,18 @@ class Planner:
         return model
 
     def plan(
-        self, request: ChatRequest, allowed_models: frozenset[str] | None = None
+        self,
+        request: ChatRequest,
+        allowed_models: frozenset[str] | None = None,
+        *,
+        zdr_key: bool = False,
+        own_keys: Collection[str] = (),
     ) -> list[Route]:
-        """Routes to try in order. `allowed_models` (None: any) is what the caller's key may
-        use: the model asked for must be among them (403), fallbacks outside are skipped."""
+        """Routes to try in order: the model asked for, then each `models` fallback.
+
+        `allowed_models` (None: any) is what the caller's key may use: the model asked for
+        must be among them (403); fallbacks outside them are skipped.
+        """
         names = request.model_names()
         models = [self.resolve(names[0])]
         if allowed_models is not None and models[0].id not in allowed_models:
@@ -59,34 +80,46 @@ class Planner:
             and (allowed_models is None or m.id in allowed_models)
         ]
         _check_request_fits(request, models[0])
+        prefs = request.provider or NO_PREFERENCES
         routes: list[Route] = []
         excluded: dict[str, str] = {}
         for model in models:
+            eligible: list[Endpoint] = []
             for endpoint in model.endpoints:
-                provider, reason = self._provider_for(endpoint)
-                if provider is None:
-                    excluded[f"{model.id} via {endpoint.provider.id}"] = reason
+                reason = self._exclusion(endpoint, request, zdr_key, own_keys)
+                if reason is None:
+                    eligible.append(endpoint)
                 else:
-                    routes.append(Route(model, endpoint, provider))
+                    excluded[f"{model.id} via {endpoint.provider.id}"] = reason
+            for endpoint in order_endpoints(eligible, prefs, self.health, self._rng):
+                provider = self._registry.get(endpoint.provider.kind)
+                assert provider is not None  # checked by _exclusion
+                routes.append(Route(model, endpoint, provider))
         if not routes:
             details = "; ".join(f"{where}: {why}" for where, why in excluded.items())
             raise NoProviderAvailable(
-                f"No provider can serve {models[0].id} right now. {details}",
+                f"No provider can serve {models[0].id} for this request. {details}",
                 metadata={"excluded": excluded},
             )
         return routes
 
-    def _provider_for(self, endpoint: Endpoint) -> tuple[Provider | None, str]:
+    def _exclusion(
+        self, endpoint: Endpoint, request: ChatRequest, zdr_key: bool, own_keys: Collection[str]
+    ) -> str | None:
         spec = endpoint.provider
-        if spec.api_key_env and not os.environ.get(spec.api_key_env):
-            return None, f"no API key: set {spec.api_key_env}"
+        has_own_key = spec.id in own_keys
+        if spec.api_key_env and not has_own_key and not os.environ.get(spec.api_key_env):
+            return f"no API key: set {spec.api_key_env}"
         provider = self._registry.get(spec.kind)
         if provider is None:
-            return None, f"provider kind {spec.kind!r} is not supported by this gateway yet"
-        reason = provider.unavailable_reason(endpoint)
-        if reason is not None:
-            return None, reason
-        return provider, ""
+            return f"provider kind {spec.kind!r} is not supported by this gateway yet"
+        reason = exclusion_reason(endpoint, request, zdr_key=zdr_key)
+        if reason is None:
+            reason = provider.unavailable_reason(endpoint)
+        if reason is None:
+            # Last, because admitting a half-open endpoint reserves its probe.
+            reason = self.health.admit(endpoint.id)
+        return reason
 
 
 def _check_request_fits(request: ChatRequest, model: Model) -> None:
@@ -109,6 +142,14 @@ def _check_request_fits(request: ChatRequest, model: Model) -> None:
                     f"(it accepts: {', '.join(modalities)}).",
                     param=param,
                 )
+    estimate = min_prompt_tokens(request)
+    context = max(ep.context_length for ep in model.endpoints)
+    if estimate > context:
+        raise InvalidRequest(
+            f"The prompt is at least {estimate} tokens, but {model.id} has a context length "
+            f"of {context} tokens. Shorten the messages.",
+            param="messages",
+        )
     limit = request.output_limit
     max_output = max(ep.max_output for ep in model.endpoints)
     if limit is not None and limit > max_output:

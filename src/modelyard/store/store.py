@@ -14,7 +14,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,7 +39,7 @@ from modelyard.store.rows import (
     key_to_row,
     resource_from_row,
 )
-from modelyard.store.tables import api_keys, apps, generations, model_resources
+from modelyard.store.tables import api_keys, apps, generations, model_resources, provider_keys
 
 KEY_PREFIX_CHARS = 12
 
@@ -240,6 +250,34 @@ class Store:
             return None
         app = App(id=row["app_id"], name=row["app_name"], created_at=row["app_created"])
         return key_from_row(row), app
+
+    # -- provider keys (BYOK; the store only ever sees ciphertext) ------------------------
+
+    async def set_provider_key(self, app_id: str, provider_id: str, ciphertext: str) -> None:
+        where = (provider_keys.c.app_id == app_id, provider_keys.c.provider_id == provider_id)
+        async with self._engine.begin() as conn:
+            await self._require_app(conn, app_id)
+            await conn.execute(delete(provider_keys).where(*where))
+            await conn.execute(
+                insert(provider_keys).values(
+                    app_id=app_id, provider_id=provider_id, ciphertext=ciphertext, created_at=_now()
+                )
+            )
+
+    async def delete_provider_key(self, app_id: str, provider_id: str) -> bool:
+        where = (provider_keys.c.app_id == app_id, provider_keys.c.provider_id == provider_id)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(provider_keys).where(*where))
+        return bool(result.rowcount)
+
+    async def provider_keys(self, app_id: str) -> dict[str, str]:
+        """provider id → ciphertext of the app's own key for it."""
+        query = select(provider_keys.c.provider_id, provider_keys.c.ciphertext).where(
+            provider_keys.c.app_id == app_id
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {provider: ciphertext for provider, ciphertext in rows}
 
     # -- ledger ----------------------------------------------------------------------------
 

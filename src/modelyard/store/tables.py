@@ -71,6 +71,19 @@ model_resources = Table(
     UniqueConstraint("app_id", "alias", name="uq_model_resources_app_alias"),
 )
 
+# An app's own keys for upstream providers (BYOK), encrypted with MODELYARD_SECRET_KEY.
+provider_keys = Table(
+    "provider_keys",
+    metadata,
+    Column(
+        "app_id", String(32), ForeignKey("apps.id", name="fk_provider_keys_app"), nullable=False
+    ),
+    Column("provider_id", String, nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("app_id", "provider_id", name="uq_provider_keys_app_provider"),
+)
+
 # The ledger is append-only history: no foreign keys, so a row is never refused (or a
 # whole batch lost) because of what happened to its app or key.
 generations = Table(
