@@ -79,6 +79,9 @@ def build_app(
     async def health(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
+    async def metrics(request: Request) -> Response:
+        return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
+
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
@@ -98,6 +101,7 @@ def build_app(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Mount("/v1", routes=api),
             Mount("/api/v1", routes=api),
             Mount("/admin", routes=AdminApi(gw, chat).routes()),

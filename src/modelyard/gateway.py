@@ -11,6 +11,7 @@ from modelyard.catalog import Catalog, load_catalog
 from modelyard.config import Settings, ensure_admin_key
 from modelyard.errors import Conflict
 from modelyard.ledger.writer import LedgerWriter
+from modelyard.metrics import GatewayMetrics
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
 from modelyard.secret_box import SecretBox
@@ -54,6 +55,7 @@ class Gateway:
     _store: Store | None = None
     _ledger: LedgerWriter | None = None
     _auth: Authenticator | None = None
+    _metrics: GatewayMetrics | None = None
     bootstrap_key: str | None = field(default=None)
 
     @classmethod
@@ -80,6 +82,11 @@ class Gateway:
         return self._ledger
 
     @property
+    def metrics(self) -> GatewayMetrics:
+        assert self._metrics is not None, "gateway not started"
+        return self._metrics
+
+    @property
     def auth(self) -> Authenticator:
         assert self._auth is not None, "gateway not started"
         return self._auth
@@ -97,6 +104,7 @@ class Gateway:
             self._store.insert_generations, max_delay_s=settings.ledger_batch_delay_s
         )
         self._ledger.start()
+        self._metrics = GatewayMetrics(lambda: self.ledger.queue_depth)
         self._auth = Authenticator(
             self.admin_key,
             StoreDirectory(self._store, self.secret_box),

@@ -50,3 +50,27 @@ def test_health_and_openapi(gateway: RunningGateway) -> None:
     schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert "messages" in schema["required"]
     assert "temperature" in schema["properties"]
+
+
+def test_metrics_count_requests_tokens_and_ledger_queue(
+    gateway: RunningGateway, client: openai.OpenAI
+) -> None:
+    def sample(text: str, name: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(name):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    ok = 'modelyard_requests_total{model="google/gemma-3-270m",provider="local",status="200"'
+    before = httpx.get(gateway.base_url + "/metrics").text
+    reply = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
+    after = httpx.get(gateway.base_url + "/metrics").text
+    assert sample(after, ok) == sample(before, ok) + 1
+    completion = 'modelyard_tokens_total{kind="completion",model="google/gemma-3-270m"'
+    assert reply.usage is not None
+    gained = sample(after, completion) - sample(before, completion)
+    assert gained == reply.usage.completion_tokens
+    assert "modelyard_time_to_first_token_seconds_bucket" in after
+    assert "modelyard_ledger_queue_depth" in after

@@ -97,7 +97,9 @@ class ChatCompletions:
             )
         except NoProviderAvailable as error:
             recorder.failed(error)
-            gateway.ledger.record(recorder.row())
+            row = recorder.row()
+            gateway.ledger.record(row)
+            gateway.metrics.observe(row)
             await send_error(send, error)
             return
         except GatewayError as error:
@@ -111,6 +113,7 @@ class ChatCompletions:
         finally:
             row = recorder.row()
             gateway.ledger.record(row)
+            gateway.metrics.observe(row)
             if row.status == 200 and row.endpoint is not None:
                 gateway.planner.health.observe(row.endpoint, row.latency_ms, row.throughput)
 
