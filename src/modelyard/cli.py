@@ -20,6 +20,7 @@ from rich.table import Table
 from modelyard.catalog import CatalogError
 from modelyard.cli_client import AdminClient, CliError
 from modelyard.config import Settings
+from modelyard.secret_box import SecretBoxError
 
 P = ParamSpec("P")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="modelyard model gateway")
@@ -81,8 +82,8 @@ def serve(
     )
     try:
         gateway = Gateway.create(settings)
-    except CatalogError as exc:
-        console.print(f"[red]catalog error:[/] {exc}")
+    except (CatalogError, SecretBoxError) as exc:
+        console.print(f"[red]cannot start:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     asgi = build_app(
         settings,

@@ -56,6 +56,7 @@ class Gateway:
     _ledger: LedgerWriter | None = None
     _auth: Authenticator | None = None
     _metrics: GatewayMetrics | None = None
+    _box: SecretBox | None = None
     bootstrap_key: str | None = field(default=None)
 
     @classmethod
@@ -68,6 +69,7 @@ class Gateway:
             providers=registry,
             planner=Planner(catalog, registry),
             admin_key=ensure_admin_key(settings),
+            _box=SecretBox(settings.secret_key) if settings.secret_key else None,
         )
 
     # The store, ledger and authenticator exist between start() and close().
@@ -94,8 +96,7 @@ class Gateway:
     @property
     def secret_box(self) -> SecretBox | None:
         """Seals apps' provider keys; None when MODELYARD_SECRET_KEY is not set."""
-        key = self.settings.secret_key
-        return SecretBox(key) if key else None
+        return self._box
 
     async def start(self) -> None:
         settings = self.settings
