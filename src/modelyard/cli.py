@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 import uvicorn
@@ -21,6 +23,9 @@ from modelyard.catalog import CatalogError
 from modelyard.cli_client import AdminClient, CliError
 from modelyard.config import Settings
 from modelyard.secret_box import SecretBoxError
+
+if TYPE_CHECKING:
+    from modelyard.gateway import Gateway
 
 P = ParamSpec("P")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="modelyard model gateway")
@@ -69,37 +74,74 @@ def serve(
         Path | None, typer.Option(help="Operator catalog TOML merged over the built-in one")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the port and the database; each loads its own "
+            "copy of the embedded model",
+        ),
+    ] = 1,
 ) -> None:
     """Start the gateway (loads the embedded model first; the first start assembles it)."""
-    from modelyard.app import build_app
+    from modelyard.app import LOG_FORMAT, build_app
     from modelyard.gateway import Gateway
+    from modelyard.providers.registry import ProviderRegistry
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     settings = Settings.from_env(
         host=host, port=port, data_dir=data_dir, catalog_file=catalog, show_progress=True
     )
     try:
-        gateway = Gateway.create(settings)
+        # With workers, this process only prepares the database: it needs no providers.
+        gateway = Gateway.create(settings, ProviderRegistry() if workers > 1 else None)
     except (CatalogError, SecretBoxError) as exc:
         console.print(f"[red]cannot start:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
+    uvicorn_options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": access_log,
+        "log_level": "info",
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers > 1:
+        _serve_workers(settings, gateway, workers, uvicorn_options)
+        return
     asgi = build_app(
         settings,
         gateway,
         on_started=lambda: _banner(settings, gateway.admin_key, gateway.bootstrap_key),
     )
-    uvicorn.run(
-        asgi,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=access_log,
-        log_level="info",
-        timeout_graceful_shutdown=30,
+    uvicorn.run(asgi, **uvicorn_options)
+
+
+def _serve_workers(
+    settings: Settings, gateway: Gateway, workers: int, uvicorn_options: dict[str, Any]
+) -> None:
+    """uvicorn's multi-process mode. This process migrates the database and makes the admin
+    key and the bootstrap app once, so the workers do not race for them; then each worker
+    builds a full gateway with `create_app()` from the MODELYARD_* variables set here."""
+    asyncio.run(_prepare_storage(gateway))
+    os.environ.update(
+        {
+            "MODELYARD_HOST": settings.host,
+            "MODELYARD_PORT": str(settings.port),
+            "MODELYARD_DATA_DIR": str(settings.data_dir.resolve()),
+        }
     )
+    if settings.catalog_file is not None:
+        os.environ["MODELYARD_CATALOG"] = str(settings.catalog_file.resolve())
+    _banner(settings, gateway.admin_key, gateway.bootstrap_key)
+    console.print(f"Starting {workers} workers (each with its own copy of the embedded model)")
+    uvicorn.run("modelyard.app:create_app", factory=True, workers=workers, **uvicorn_options)
+
+
+async def _prepare_storage(gateway: Gateway) -> None:
+    await gateway.start()
+    await gateway.close()
 
 
 AppOption = Annotated[str, typer.Option("--app", "-a", help="The app")]

@@ -28,6 +28,10 @@ class Settings:
     log_content: bool = False
     # Accept the admin key on inference endpoints too.
     admin_can_infer: bool = False
+    # Shared rate limits across replicas; None: limits are per process.
+    redis_url: str | None = None
+    # When Redis is unreachable: "open" serves without limits, "closed" answers 503.
+    redis_failure_policy: str = "open"
     # Encrypts apps' own provider keys at rest; BYOK is off without it.
     secret_key: str | None = None
     # How long the ledger writer waits to gather a batch after the first queued row.
@@ -64,6 +68,13 @@ class Settings:
                 values[name] = env[flag].strip().lower() in ("1", "true", "yes", "on")
         if "MODELYARD_LEDGER_BATCH_DELAY_S" in env:
             values["ledger_batch_delay_s"] = float(env["MODELYARD_LEDGER_BATCH_DELAY_S"])
+        if env.get("MODELYARD_REDIS_URL"):
+            values["redis_url"] = env["MODELYARD_REDIS_URL"]
+        if env.get("MODELYARD_REDIS_FAILURE_POLICY"):
+            policy = env["MODELYARD_REDIS_FAILURE_POLICY"].strip().lower()
+            if policy not in ("open", "closed"):
+                raise ValueError("MODELYARD_REDIS_FAILURE_POLICY must be 'open' or 'closed'")
+            values["redis_failure_policy"] = policy
         if env.get("MODELYARD_SECRET_KEY"):
             values["secret_key"] = env["MODELYARD_SECRET_KEY"]
         if "MODELYARD_PUBLIC_URL" in env:

@@ -19,6 +19,7 @@ bug and becomes a 500.
     │   ├── UpstreamTimeout      408
     │   ├── UpstreamRateLimited  429  (Retry-After)
     │   └── UpstreamRejected     400  (the upstream refused the request itself)
+    ├── ServiceUnavailable    503  (the gateway's own dependencies are down)
     └── NoProviderAvailable   503  (no endpoint meets the request's requirements)
 """
 
@@ -152,6 +153,13 @@ class UpstreamRejected(UpstreamError):
 
     status = 400
     error_type = "invalid_request_error"
+
+
+class ServiceUnavailable(GatewayError):
+    """The gateway itself cannot serve now (e.g. its shared rate limiter is down, fail-closed)."""
+
+    status = 503
+    error_type = "service_unavailable"
 
 
 class NoProviderAvailable(GatewayError):

@@ -11,6 +11,10 @@ from modelyard.catalog import Catalog, load_catalog
 from modelyard.config import Settings, ensure_admin_key
 from modelyard.errors import Conflict
 from modelyard.ledger.writer import LedgerWriter
+from modelyard.limits.base import RateLimiter
+from modelyard.limits.budget import BudgetGuard
+from modelyard.limits.memory import MemoryRateLimiter
+from modelyard.limits.redis_backend import RedisRateLimiter
 from modelyard.metrics import GatewayMetrics
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
@@ -57,6 +61,8 @@ class Gateway:
     _auth: Authenticator | None = None
     _metrics: GatewayMetrics | None = None
     _box: SecretBox | None = None
+    _limiter: RateLimiter | None = None
+    _budget: BudgetGuard | None = None
     bootstrap_key: str | None = field(default=None)
 
     @classmethod
@@ -89,6 +95,16 @@ class Gateway:
         return self._metrics
 
     @property
+    def limiter(self) -> RateLimiter:
+        assert self._limiter is not None, "gateway not started"
+        return self._limiter
+
+    @property
+    def budget(self) -> BudgetGuard:
+        assert self._budget is not None, "gateway not started"
+        return self._budget
+
+    @property
     def auth(self) -> Authenticator:
         assert self._auth is not None, "gateway not started"
         return self._auth
@@ -106,6 +122,15 @@ class Gateway:
         )
         self._ledger.start()
         self._metrics = GatewayMetrics(lambda: self.ledger.queue_depth)
+        self._budget = BudgetGuard(self._store.key_spend)
+        if settings.redis_url:
+            self._limiter = RedisRateLimiter(
+                settings.redis_url,
+                failure_policy=settings.redis_failure_policy,
+                on_failure=self._metrics.limiter_failures.inc,
+            )
+        else:
+            self._limiter = MemoryRateLimiter()
         self._auth = Authenticator(
             self.admin_key,
             StoreDirectory(self._store, self.secret_box),
@@ -143,5 +168,7 @@ class Gateway:
         if self._ledger is not None:
             await self._ledger.close()
         await self.providers.close()
+        if self._limiter is not None:
+            await self._limiter.close()
         if self._store is not None:
             await self._store.close()

@@ -49,6 +49,11 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.cost = Counter("modelyard_cost_usd", "Spend in USD", labels, registry=self.registry)
+        self.limiter_failures = Counter(
+            "modelyard_rate_limiter_failures",
+            "Calls to the shared rate limiter that failed",
+            registry=self.registry,
+        )
         ledger = Gauge(
             "modelyard_ledger_queue_depth",
             "Ledger rows waiting to be written",

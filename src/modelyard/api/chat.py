@@ -29,8 +29,10 @@ from modelyard.errors import (
 )
 from modelyard.gateway import Gateway
 from modelyard.ledger.recorder import GenerationRecorder
+from modelyard.limits.base import Limits, Reservation
 from modelyard.providers.base import Delta, Finish, StreamEvent, Usage
 from modelyard.providers.credentials import app_provider_keys
+from modelyard.routing.filters import min_prompt_tokens
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest, parse_chat_request
@@ -105,20 +107,57 @@ class ChatCompletions:
         except GatewayError as error:
             await send_error(send, error)
             return
+        try:
+            await gateway.budget.check(caller.key)
+            reservation = await self._reserve(caller, request, routes[0])
+        except GatewayError as error:
+            await send_error(send, error)
+            return
+        headers = reservation.headers() if reservation else []
         respond = self._stream if request.stream else self._complete
         try:
             # The app's own provider keys apply to every upstream call of this request.
             with app_provider_keys(caller.provider_keys):
-                await _cancel_on_disconnect(receive, respond(request, routes, send, recorder))
+                await _cancel_on_disconnect(
+                    receive, respond(request, routes, send, recorder, headers)
+                )
         finally:
             row = recorder.row()
             gateway.ledger.record(row)
             gateway.metrics.observe(row)
+            gateway.budget.spent(caller.key, row.cost)
             if row.status == 200 and row.endpoint is not None:
                 gateway.planner.health.observe(row.endpoint, row.latency_ms, row.throughput)
+            if reservation is not None:
+                await gateway.limiter.settle(reservation, row.tokens_prompt + row.tokens_completion)
+
+    async def _reserve(
+        self, caller: Caller, request: ChatRequest, route: Route
+    ) -> Reservation | None:
+        """Count the request against its app's limits for the model (none for the admin)."""
+        if caller.app is None:
+            return None
+        key, model = caller.key, route.model.spec
+        limits = Limits(
+            rpm=(key.rpm if key and key.rpm else None) or model.rpm,
+            tpm=(key.tpm if key and key.tpm else None) or model.tpm,
+        )
+        if limits.rpm is None and limits.tpm is None:
+            return None
+        # Prompt estimate plus the most the answer may use; settled on real usage after.
+        estimate = min_prompt_tokens(request) * 2 + (
+            request.output_limit or route.endpoint.max_output
+        )
+        scope = f"{caller.app.id}:{route.model.id}"
+        return await self._gateway.limiter.reserve(scope, limits, estimate)
 
     async def _complete(
-        self, request: ChatRequest, routes: list[Route], send: Send, recorder: GenerationRecorder
+        self,
+        request: ChatRequest,
+        routes: list[Route],
+        send: Send,
+        recorder: GenerationRecorder,
+        headers: list[tuple[bytes, bytes]],
     ) -> None:
         try:
             route, result = await _first_success(
@@ -142,10 +181,15 @@ class ChatCompletions:
         body = completion_body(
             gen_id, int(time.time()), route.model.id, route.endpoint.provider.id, result, cost
         )
-        await send_json(send, 200, body, [(b"x-generation-id", gen_id.encode())])
+        await send_json(send, 200, body, [(b"x-generation-id", gen_id.encode()), *headers])
 
     async def _stream(
-        self, request: ChatRequest, routes: list[Route], send: Send, recorder: GenerationRecorder
+        self,
+        request: ChatRequest,
+        routes: list[Route],
+        send: Send,
+        recorder: GenerationRecorder,
+        headers: list[tuple[bytes, bytes]],
     ) -> None:
         interval = self._gateway.settings.keepalive_interval_s
         try:
@@ -164,7 +208,7 @@ class ChatCompletions:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*SSE_HEADERS, (b"x-generation-id", gen_id.encode())],
+                "headers": [*SSE_HEADERS, (b"x-generation-id", gen_id.encode()), *headers],
             }
         )
         writer = ChunkWriter(gen_id, int(time.time()), route.model.id, route.endpoint.provider.id)

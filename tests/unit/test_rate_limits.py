@@ -1,0 +1,126 @@
+"""Sliding-window rate limits: edges, Retry-After, settling, and the Redis backend."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from modelyard.errors import RateLimited, ServiceUnavailable
+from modelyard.limits.base import Limits, Reservation
+from modelyard.limits.memory import MemoryRateLimiter
+from modelyard.limits.redis_backend import RedisRateLimiter
+from modelyard.limits.window import retry_after
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_retry_after_for_requests_and_tokens() -> None:
+    entries = [(0.0, 10), (10.0, 10), (20.0, 10)]
+    assert retry_after(entries, 30.0, rpm=3, tpm=None, tokens=1) == 30.0  # oldest leaves at 60
+    assert retry_after(entries, 30.0, rpm=4, tpm=None, tokens=1) == 0.0
+    # 30 used + 15 wanted - 35 allowed = 10 too many: the oldest (10 tokens) must leave.
+    assert retry_after(entries, 30.0, rpm=None, tpm=35, tokens=15) == 30.0
+    # 20 too many: the two oldest must leave, the second at 70.
+    assert retry_after(entries, 30.0, rpm=None, tpm=25, tokens=15) == 40.0
+    assert retry_after([], 0.0, rpm=None, tpm=10, tokens=11) == 60.0  # can never fit
+
+
+async def test_requests_per_minute_window_edges_and_retry_after() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock)
+    limits = Limits(rpm=3, tpm=None)
+    for step in range(3):
+        reservation = await limiter.reserve("app:m", limits, 0)
+        assert reservation.remaining_requests == 2 - step
+        clock.now += 10
+    with pytest.raises(RateLimited) as caught:
+        await limiter.reserve("app:m", limits, 0)
+    # The first request was at t0; now is t0+30: it leaves the window at t0+60.
+    assert caught.value.headers["Retry-After"] == "30"
+    clock.now += 29.999
+    with pytest.raises(RateLimited):
+        await limiter.reserve("app:m", limits, 0)
+    clock.now += 0.001  # exactly 60 s after the first request
+    await limiter.reserve("app:m", limits, 0)
+    assert (await limiter.reserve("other:m", limits, 0)).remaining_requests == 2
+
+
+async def test_token_reservations_are_settled_to_real_usage() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock)
+    limits = Limits(rpm=None, tpm=1000)
+    first = await limiter.reserve("s", limits, 800)
+    with pytest.raises(RateLimited):
+        await limiter.reserve("s", limits, 300)
+    await limiter.settle(first, 100)  # it used far less than reserved
+    second = await limiter.reserve("s", limits, 300)
+    assert second.remaining_tokens == 600
+    headers = dict(second.headers())
+    assert headers[b"x-ratelimit-limit-tokens"] == b"1000"
+    assert headers[b"x-ratelimit-remaining-tokens"] == b"600"
+    assert headers[b"x-ratelimit-reset-tokens"] == b"1m0s"
+
+
+def scope() -> str:
+    return f"test-{secrets.token_hex(4)}:model"
+
+
+async def test_redis_limits_are_exact_under_concurrency() -> None:
+    a = RedisRateLimiter(REDIS)
+    b = RedisRateLimiter(REDIS)  # a second "replica"
+    try:
+        name, limits = scope(), Limits(rpm=20, tpm=None)
+
+        async def attempt(limiter: RedisRateLimiter) -> bool:
+            try:
+                await limiter.reserve(name, limits, 1)
+            except RateLimited:
+                return False
+            return True
+
+        results = await asyncio.gather(*(attempt(a if i % 2 else b) for i in range(60)))
+        assert sum(results) == 20
+        with pytest.raises(RateLimited) as caught:
+            await a.reserve(name, limits, 1)
+        assert 55 <= int(caught.value.headers["Retry-After"]) <= 60
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_redis_settle_gives_tokens_back() -> None:
+    limiter = RedisRateLimiter(REDIS)
+    try:
+        name, limits = scope(), Limits(rpm=None, tpm=1000)
+        first: Reservation = await limiter.reserve(name, limits, 900)
+        with pytest.raises(RateLimited):
+            await limiter.reserve(name, limits, 200)
+        await limiter.settle(first, 50)
+        assert (await limiter.reserve(name, limits, 200)).remaining_tokens == 750
+    finally:
+        await limiter.close()
+
+
+async def test_redis_down_fails_open_or_closed_as_configured() -> None:
+    failures: list[int] = []
+    down = "redis://127.0.0.1:1/0"
+    open_limiter = RedisRateLimiter(down, on_failure=lambda: failures.append(1))
+    closed_limiter = RedisRateLimiter(down, failure_policy="closed")
+    try:
+        served = await open_limiter.reserve("s:m", Limits(rpm=1, tpm=None), 1)
+        assert served.limit_requests is None and failures == [1]
+        with pytest.raises(ServiceUnavailable):
+            await closed_limiter.reserve("s:m", Limits(rpm=1, tpm=None), 1)
+    finally:
+        await open_limiter.close()
+        await closed_limiter.close()
