@@ -41,6 +41,8 @@ class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # kind = "local" only: llama.cpp threads and the most requests allowed to wait.
     threads: Annotated[int, msgspec.Meta(ge=1)] | None = None
     max_queue: Annotated[int, msgspec.Meta(ge=1)] = 64
+    # Memory for saved prompt states (KV prefix reuse across conversations), in MB.
+    kv_cache_mb: Annotated[int, msgspec.Meta(ge=0)] = 512
 
     @property
     def display_name(self) -> str:

@@ -26,10 +26,14 @@ import numpy as np
 from llama_cpp import Llama
 
 from modelyard.errors import UpstreamError
+from modelyard.providers.local.prefix_cache import PrefixStateCache, common_prefix
 from modelyard.providers.local.sampling import SamplingParams, TokenSampler
 from modelyard.providers.local.stops import StopMatcher
 
 log = logging.getLogger(__name__)
+
+# Restoring a saved state costs ~40 ms; only worth it when it saves evaluating this many.
+RESTORE_MIN_GAIN = 64
 
 
 @dataclass(slots=True)
@@ -73,7 +77,13 @@ class GenerationJob:
 
 class LlamaEngine:
     def __init__(
-        self, model_path: Path, *, n_ctx: int, threads: int | None, max_queue: int
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int,
+        threads: int | None,
+        max_queue: int,
+        kv_cache_bytes: int = 512 * 2**20,
     ) -> None:
         self.model_path = model_path
         self.n_ctx = n_ctx
@@ -82,6 +92,7 @@ class LlamaEngine:
         self._thread: threading.Thread | None = None
         self._llm: Llama | None = None
         self._piece_buffer = ctypes.create_string_buffer(128)
+        self._states = PrefixStateCache(kv_cache_bytes)
 
     # -- lifecycle (called from the event loop) -------------------------------------------
     def load(self) -> None:
@@ -186,15 +197,16 @@ class LlamaEngine:
         return JobDone(reason, len(job.prompt_tokens), generated, cached)
 
     def _evaluate_prompt(self, tokens: list[int]) -> int:
-        """Evaluate the prompt, reusing the KV of the longest prefix shared with the last one."""
+        """Evaluate the prompt, reusing the KV of the longest prefix it shares with the live
+        context or with a saved state; returns how many tokens were reused."""
         llm = self.llm
-        reuse = 0
-        if llm.n_tokens > 0:
-            previous = llm.input_ids[: llm.n_tokens]
-            width = min(len(previous), len(tokens) - 1)  # always evaluate >= 1 token
-            if width > 0:
-                same = previous[:width] == np.asarray(tokens[:width], dtype=previous.dtype)
-                reuse = width if bool(same.all()) else int(np.argmin(same))
+        prompt = np.asarray(tokens, dtype=llm.input_ids.dtype)
+        reuse = common_prefix(llm.input_ids[: llm.n_tokens], prompt) if llm.n_tokens else 0
+        saved = self._states.longest(prompt)
+        if saved is not None and saved[0] > reuse + RESTORE_MIN_GAIN:
+            self._states.restore(llm, saved[1])
+            reuse = saved[0]
+        reuse = min(reuse, len(tokens) - 1)  # always evaluate >= 1 token, for fresh logits
         if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
             llm.n_tokens = reuse
         else:
@@ -202,6 +214,8 @@ class LlamaEngine:
             llm.reset()
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         llm.eval(tokens[reuse:])
+        if len(tokens) - reuse >= self._states.min_tokens:
+            self._states.save(llm, prompt)  # a long evaluation just paid for: keep it
         return reuse
 
     def _piece(self, vocab: Any, token: int) -> bytes:

@@ -97,6 +97,7 @@ class LocalProvider:
             n_ctx=endpoint.context_length,
             threads=endpoint.provider.threads,
             max_queue=endpoint.provider.max_queue,
+            kv_cache_bytes=endpoint.provider.kv_cache_mb * 2**20,
         )
         await asyncio.to_thread(engine.load)
         self._models[endpoint.id] = _LoadedModel(engine, self._turn_format(engine, endpoint))
