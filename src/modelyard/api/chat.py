@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 
+import msgspec
 from starlette.types import Receive, Scope, Send
 
 from modelyard.api.auth import Caller
@@ -80,6 +81,8 @@ class ChatCompletions:
         try:
             body = await read_body(scope, receive, gateway.settings.max_body_bytes)
             request = parse_chat_request(body, model_override=model_override)
+            if (header(scope, b"x-prompt-caching") or "").strip().lower() == "false":
+                request = msgspec.structs.replace(request, prompt_caching=False)
         except ClientGone:
             return
         except GatewayError as error:

@@ -18,16 +18,17 @@ from typing import Any
 
 from modelyard.catalog import Endpoint
 from modelyard.errors import InvalidRequest
+from modelyard.providers.prompt_caching import add_cache_breakpoints
 from modelyard.schema.chat import (
     AssistantMessage,
     CacheControl,
     ChatRequest,
     Content,
+    DeveloperMessage,
     FilePart,
     ImagePart,
     NamedToolChoice,
     SystemMessage,
-    DeveloperMessage,
     TextPart,
     Tool,
     ToolMessage,
@@ -92,6 +93,8 @@ def translate_request(request: ChatRequest, endpoint: Endpoint, *, stream: bool)
             body["tool_choice"] = choice
     if request.user and len(request.user) <= MAX_USER_ID:
         body["metadata"] = {"user_id": request.user}
+    if request.prompt_caching:
+        add_cache_breakpoints(body, endpoint.model.prompt_cache_min_tokens)
     return AnthropicCall(body, show_reasoning if budget is not None else True)
 
 

@@ -115,6 +115,7 @@ _FINISH_REASONS: dict[str, str] = {
     "eos": "stop",
     "length": "length",
     "max_tokens": "length",
+    "model_context_window_exceeded": "length",
     "tool_calls": "tool_calls",
     "tool_use": "tool_calls",
     "function_call": "tool_calls",

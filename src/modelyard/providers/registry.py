@@ -6,6 +6,7 @@ rest of the gateway asks `get(kind)` and never branches on a provider's name.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,16 +53,25 @@ class ProviderRegistry:
         return sorted(self._factories)
 
 
+def local_models_enabled() -> bool:
+    """False when MODELYARD_LOAD_LOCAL is 0/false/no/off: kind "local" is then not registered,
+    so no model is loaded (nor llama.cpp imported) and local endpoints are unavailable."""
+    flag = os.environ.get("MODELYARD_LOAD_LOCAL", "1")
+    return flag.strip().lower() not in ("0", "false", "no", "off")
+
+
 def builtin_registry() -> ProviderRegistry:
     from modelyard.providers.anthropic import AnthropicProvider
-    from modelyard.providers.local.provider import LocalProvider
     from modelyard.providers.openai import OpenAIProvider
 
     registry = ProviderRegistry()
-    registry.register(
-        "local",
-        lambda ctx: LocalProvider(ctx.catalog, ctx.data_dir, show_progress=ctx.show_progress),
-    )
+    if local_models_enabled():
+        from modelyard.providers.local.provider import LocalProvider
+
+        registry.register(
+            "local",
+            lambda ctx: LocalProvider(ctx.catalog, ctx.data_dir, show_progress=ctx.show_progress),
+        )
     registry.register("openai", OpenAIProvider)
     registry.register("anthropic", AnthropicProvider)
     return registry

@@ -210,6 +210,8 @@ class ChatRequest(msgspec.Struct, frozen=True):
     reasoning: Reasoning | None = None
     extended_thinking: ExtendedThinking | None = None
     provider: ProviderPreferences | None = None
+    # Automatic prompt-cache breakpoints (set from the X-Prompt-Caching header).
+    prompt_caching: bool = True
 
     @property
     def output_limit(self) -> int | None:
