@@ -36,6 +36,7 @@ from modelyard.providers.credentials import app_provider_keys
 from modelyard.routing.filters import min_prompt_tokens
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.planner import Route
+from modelyard.routing.sticky import conversation_key
 from modelyard.schema.chat import ChatRequest, parse_chat_request
 from modelyard.schema.response import (
     DONE,
@@ -96,9 +97,15 @@ class ChatCompletions:
             x_title=header(scope, b"x-title"),
             log_content=gateway.settings.log_content,
         )
+        # Conversations are told apart per app, so one app cannot steer another's routing.
+        session = f"{caller.app_id}|{conversation_key(request, header(scope, b'x-session-id'))}"
         try:
             routes = gateway.planner.plan(
-                request, caller.allowed_models, zdr_key=caller.zdr, own_keys=caller.provider_keys
+                request,
+                caller.allowed_models,
+                zdr_key=caller.zdr,
+                own_keys=caller.provider_keys,
+                session=session,
             )
         except NoProviderAvailable as error:
             recorder.failed(error)
@@ -131,6 +138,8 @@ class ChatCompletions:
             gateway.budget.spent(caller.key, row.cost)
             if row.status == 200 and row.endpoint is not None:
                 gateway.planner.health.observe(row.endpoint, row.latency_ms, row.throughput)
+            if row.status == 200 and recorder.route is not None:
+                gateway.planner.served(session, recorder.route)
             if reservation is not None:
                 await gateway.limiter.settle(reservation, row.tokens_prompt + row.tokens_completion)
 

@@ -20,6 +20,7 @@ from modelyard.providers.registry import ProviderRegistry
 from modelyard.routing.filters import NO_PREFERENCES, exclusion_reason, min_prompt_tokens
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.ordering import order_endpoints
+from modelyard.routing.sticky import StickySessions
 from modelyard.schema.chat import ChatRequest, FilePart, ImagePart, UserMessage
 
 
@@ -41,6 +42,7 @@ class Planner:
         self._catalog = catalog
         self._registry = registry
         self.health = health or HealthTracker()
+        self.sticky = StickySessions()
         self._rng = rng or random.Random()
 
     def resolve(self, name: str) -> Model:
@@ -59,6 +61,7 @@ class Planner:
         *,
         zdr_key: bool = False,
         own_keys: Collection[str] = (),
+        session: str | None = None,
     ) -> list[Route]:
         """Routes to try in order: the model asked for, then each `models` fallback.
 
@@ -91,7 +94,10 @@ class Planner:
                     eligible.append(endpoint)
                 else:
                     excluded[f"{model.id} via {endpoint.provider.id}"] = reason
-            for endpoint in order_endpoints(eligible, prefs, self.health, self._rng):
+            ordered = order_endpoints(eligible, prefs, self.health, self._rng)
+            if session is not None and not (prefs.order or prefs.sort):
+                ordered = self._stick(ordered, f"{session}|{model.id}")
+            for endpoint in ordered:
                 provider = self._registry.get(endpoint.provider.kind)
                 assert provider is not None  # checked by _exclusion
                 routes.append(Route(model, endpoint, provider))
@@ -102,6 +108,16 @@ class Planner:
                 metadata={"excluded": excluded},
             )
         return routes
+
+    def _stick(self, ordered: list[Endpoint], key: str) -> list[Endpoint]:
+        """Put the endpoint holding this conversation's cache first, if it is eligible."""
+        sticky = self.sticky.endpoint_for(key)
+        first = next((ep for ep in ordered if ep.id == sticky), None)
+        return ordered if first is None else [first, *(ep for ep in ordered if ep is not first)]
+
+    def served(self, session: str | None, route: Route) -> None:
+        if session is not None:
+            self.sticky.remember(f"{session}|{route.model.id}", route.endpoint)
 
     def _exclusion(
         self, endpoint: Endpoint, request: ChatRequest, zdr_key: bool, own_keys: Collection[str]
