@@ -6,22 +6,19 @@ Parameters outside an endpoint's set are dropped before the call (SPEC §1), and
 
 from __future__ import annotations
 
-SAMPLING = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "top_a",
-        "frequency_penalty",
-        "presence_penalty",
-        "repetition_penalty",
-        "seed",
-        "logit_bias",
-        "logprobs",
-        "top_logprobs",
-    }
+# The request's scalar sampling fields, in the order we show them.
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "top_a",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+    "seed",
 )
+SAMPLING = frozenset(SAMPLING_FIELDS) | {"logit_bias", "logprobs", "top_logprobs"}
 ALWAYS = frozenset({"max_tokens", "stop"})
 
 DEFAULT_PARAMETERS: dict[str, frozenset[str]] = {

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from modelyard.api.auth import Caller
+from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.errors import GatewayError
 from modelyard.providers.base import Usage
 from modelyard.routing.planner import Route
@@ -17,19 +18,7 @@ from modelyard.schema.chat import ChatRequest
 from modelyard.store.records import Attempt, Generation
 
 # Sampling parameters worth keeping per request (they feed "recommended parameters").
-RECORDED_PARAMETERS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "top_a",
-    "frequency_penalty",
-    "presence_penalty",
-    "repetition_penalty",
-    "seed",
-    "max_tokens",
-    "max_completion_tokens",
-)
+RECORDED_PARAMETERS = (*SAMPLING_FIELDS, "max_tokens", "max_completion_tokens")
 
 
 class GenerationRecorder:

@@ -20,27 +20,18 @@ from modelyard.providers.anthropic_response import (
     stream_error,
 )
 from modelyard.providers.base import Completion, StreamEvent
-from modelyard.providers.http import UpstreamHttp, api_key
+from modelyard.providers.http import HttpAdapter, api_key
 from modelyard.schema.chat import ChatRequest
 
 if TYPE_CHECKING:
-    from modelyard.providers.registry import ProviderContext
+    pass
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpAdapter):
     kind: ClassVar[str] = "anthropic"
-
-    def __init__(self, context: ProviderContext) -> None:
-        self._http = UpstreamHttp()
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def close(self) -> None:
-        await self._http.close()
 
     def unavailable_reason(self, endpoint: Endpoint) -> str | None:
         # The planner already drops endpoints whose key variable is unset; a provider

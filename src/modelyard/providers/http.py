@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
 from modelyard.catalog.spec import ProviderSpec
+
+if TYPE_CHECKING:
+    from modelyard.providers.registry import ProviderContext
 from modelyard.errors import (
     UpstreamError,
     UpstreamRateLimited,
@@ -24,7 +27,7 @@ from modelyard.errors import (
 from modelyard.providers.credentials import api_key
 from modelyard.providers.sse import SseEvent, SseParser
 
-__all__ = ["UpstreamHttp", "api_key", "retry_after_seconds", "upstream_error"]
+__all__ = ["HttpAdapter", "UpstreamHttp", "api_key", "retry_after_seconds", "upstream_error"]
 
 MAX_ERROR_BODY = 2000
 
@@ -118,6 +121,19 @@ class UpstreamHttp:
             raise UpstreamError(f"{spec.id}: the stream broke off: {exc}", retryable=first) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{spec.id}: connection failed: {exc}", retryable=first) from exc
+
+
+class HttpAdapter:
+    """What every HTTP adapter shares: one pooled session, opened and closed with the app."""
+
+    def __init__(self, context: ProviderContext) -> None:
+        self._http = UpstreamHttp()
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
 
 
 def _json_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -18,6 +18,7 @@ import msgspec
 import orjson
 
 from modelyard.catalog import Endpoint
+from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.catalog.spec import ProviderSpec
 from modelyard.errors import UpstreamError
 from modelyard.providers.base import (
@@ -32,39 +33,15 @@ from modelyard.providers.base import (
     Usage,
     finish_reason_of,
 )
-from modelyard.providers.http import UpstreamHttp, api_key
-from modelyard.providers.registry import ProviderContext
+from modelyard.providers.http import HttpAdapter, api_key
 from modelyard.schema.chat import ChatRequest
 
 # Request fields sent as they are when the client set them and the endpoint supports them.
-_PASSTHROUGH = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "top_a",
-    "frequency_penalty",
-    "presence_penalty",
-    "repetition_penalty",
-    "seed",
-    "stop",
-    "logit_bias",
-    "response_format",
-    "reasoning",
-)
+_PASSTHROUGH = (*SAMPLING_FIELDS, "stop", "logit_bias", "response_format", "reasoning")
 
 
-class OpenAIProvider:
+class OpenAIProvider(HttpAdapter):
     kind: ClassVar[str] = "openai"
-
-    def __init__(self, context: ProviderContext) -> None:
-        self._http = UpstreamHttp()
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def close(self) -> None:
-        await self._http.close()
 
     def unavailable_reason(self, endpoint: Endpoint) -> str | None:
         if not endpoint.provider.base_url:

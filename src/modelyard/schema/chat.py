@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.errors import InvalidRequest
 
 Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -244,15 +245,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
 
 # Optional request fields that are model parameters (as in `supported_parameters`).
 _PARAMETER_FIELDS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "top_a",
-    "frequency_penalty",
-    "presence_penalty",
-    "repetition_penalty",
-    "seed",
+    *SAMPLING_FIELDS,
     "max_tokens",
     "stop",
     "logit_bias",
