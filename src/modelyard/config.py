@@ -36,6 +36,8 @@ class Settings:
     secret_key: str | None = None
     # How long the ledger writer waits to gather a batch after the first queued row.
     ledger_batch_delay_s: float = 0.05
+    # Load kind "local" models (off for gateways that only proxy, e.g. benchmarks).
+    load_local_models: bool = True
     # Create an app "default" with the embedded model attached on the first start.
     bootstrap_app: bool = True
 
@@ -63,6 +65,7 @@ class Settings:
             ("log_content", "MODELYARD_LOG_CONTENT"),
             ("admin_can_infer", "MODELYARD_ADMIN_CAN_INFER"),
             ("bootstrap_app", "MODELYARD_BOOTSTRAP_APP"),
+            ("load_local_models", "MODELYARD_LOAD_LOCAL"),
         ):
             if flag in env:
                 values[name] = env[flag].strip().lower() in ("1", "true", "yes", "on")

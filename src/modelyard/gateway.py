@@ -68,7 +68,7 @@ class Gateway:
     @classmethod
     def create(cls, settings: Settings, providers: ProviderRegistry | None = None) -> Gateway:
         catalog = load_catalog(settings.catalog_file)
-        registry = providers or builtin_registry()
+        registry = providers or builtin_registry(load_local=settings.load_local_models)
         return cls(
             settings=settings,
             catalog=catalog,

@@ -6,7 +6,6 @@ rest of the gateway asks `get(kind)` and never branches on a provider's name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,19 +52,14 @@ class ProviderRegistry:
         return sorted(self._factories)
 
 
-def local_models_enabled() -> bool:
-    """False when MODELYARD_LOAD_LOCAL is 0/false/no/off: kind "local" is then not registered,
-    so no model is loaded (nor llama.cpp imported) and local endpoints are unavailable."""
-    flag = os.environ.get("MODELYARD_LOAD_LOCAL", "1")
-    return flag.strip().lower() not in ("0", "false", "no", "off")
-
-
-def builtin_registry() -> ProviderRegistry:
+def builtin_registry(*, load_local: bool = True) -> ProviderRegistry:
+    """Every built-in adapter; `load_local=False` leaves kind "local" out, so no model is
+    loaded (nor llama.cpp imported) and local endpoints are unavailable."""
     from modelyard.providers.anthropic import AnthropicProvider
     from modelyard.providers.openai import OpenAIProvider
 
     registry = ProviderRegistry()
-    if local_models_enabled():
+    if load_local:
         from modelyard.providers.local.provider import LocalProvider
 
         registry.register(
