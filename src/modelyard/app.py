@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,8 +23,10 @@ from modelyard.api.openapi import openapi_document
 from modelyard.config import Settings
 from modelyard.errors import GatewayError, InvalidRequest, NotFound, ServerError
 from modelyard.gateway import Gateway
+from modelyard.web import WebPages
 
 log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _error_response(error: GatewayError) -> Response:
@@ -88,11 +92,17 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gw.start()
+        # The model pages' daily roll-ups, summed in the background (a big ledger takes
+        # seconds) so the first page view does not wait for them.
+        warm = asyncio.create_task(gw.stats.warm(list(gw.catalog.models)))
         if on_started is not None:
             on_started()
         try:
             yield
         finally:
+            warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm
             await gw.close()
 
     chat = ChatCompletions(gw)
@@ -105,6 +115,7 @@ def build_app(
             Mount("/v1", routes=api),
             Mount("/api/v1", routes=api),
             Mount("/admin", routes=AdminApi(gw, chat).routes()),
+            *WebPages(gw).routes(),
         ],
         exception_handlers={
             GatewayError: _on_gateway_error,
@@ -115,3 +126,10 @@ def build_app(
     )
     app.state.gateway = gw
     return app
+
+
+def create_app() -> Starlette:
+    """The app factory of `modelyard serve --workers N`: each worker process builds its own
+    gateway (with its own embedded model) from the MODELYARD_* environment."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    return build_app(Settings.from_env())

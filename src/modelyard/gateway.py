@@ -19,6 +19,7 @@ from modelyard.metrics import GatewayMetrics
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
 from modelyard.secret_box import SecretBox
+from modelyard.stats import Stats
 from modelyard.store import ApiKey, App, Store
 from modelyard.store.store import database_url
 
@@ -63,6 +64,7 @@ class Gateway:
     _box: SecretBox | None = None
     _limiter: RateLimiter | None = None
     _budget: BudgetGuard | None = None
+    _stats: Stats | None = None
     bootstrap_key: str | None = field(default=None)
 
     @classmethod
@@ -100,6 +102,11 @@ class Gateway:
         return self._limiter
 
     @property
+    def stats(self) -> Stats:
+        assert self._stats is not None, "gateway not started"
+        return self._stats
+
+    @property
     def budget(self) -> BudgetGuard:
         assert self._budget is not None, "gateway not started"
         return self._budget
@@ -123,6 +130,7 @@ class Gateway:
         self._ledger.start()
         self._metrics = GatewayMetrics(lambda: self.ledger.queue_depth)
         self._budget = BudgetGuard(self._store.key_spend)
+        self._stats = Stats(self._store.engine)
         if settings.redis_url:
             self._limiter = RedisRateLimiter(
                 settings.redis_url,

@@ -14,6 +14,7 @@ from modelyard.catalog import Endpoint, Model
 from modelyard.catalog.spec import Price
 from modelyard.errors import NotFound
 from modelyard.gateway import Gateway
+from modelyard.stats import EndpointStats
 
 _MILLION = Decimal(1_000_000)
 
@@ -85,7 +86,7 @@ def model_body(model: Model) -> dict[str, Any]:
     }
 
 
-def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
+def endpoint_body(endpoint: Endpoint, stats: EndpointStats | None = None) -> dict[str, Any]:
     provider = endpoint.provider
     return {
         "name": f"{provider.display_name} | {endpoint.upstream_model}",
@@ -100,12 +101,12 @@ def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
         "zdr": provider.zdr,
         "supported_parameters": sorted(endpoint.supported_parameters),
         "status": 0,
-        # Filled from the ledger once it exists; null means "no data yet".
-        "uptime_last_5m": None,
-        "uptime_last_30m": None,
-        "uptime_last_1d": None,
-        "latency_last_30m": None,
-        "throughput_last_30m": None,
+        # From the ledger (modelyard.stats); null means "no data in that window".
+        "uptime_last_5m": stats.uptime["5m"] if stats else None,
+        "uptime_last_30m": stats.uptime["30m"] if stats else None,
+        "uptime_last_1d": stats.uptime["1d"] if stats else None,
+        "latency_last_30m": stats.latency.as_dict() if stats and stats.latency else None,
+        "throughput_last_30m": (stats.throughput.as_dict() if stats and stats.throughput else None),
     }
 
 
@@ -133,12 +134,13 @@ class ModelsApi:
 
     async def list_endpoints(self, request: Request) -> Response:
         model = self._model(request)
+        stats = await self._gateway.stats.endpoints(model.id)
         body = {
             "id": model.id,
             "name": model.spec.name,
             "created": _created(model),
             "description": model.spec.description,
             "architecture": _architecture(model),
-            "endpoints": [endpoint_body(ep) for ep in model.endpoints],
+            "endpoints": [endpoint_body(ep, stats.get(ep.id)) for ep in model.endpoints],
         }
         return _json({"data": body})

@@ -80,6 +80,11 @@ class Store:
     async def close(self) -> None:
         await self._engine.dispose()
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """For read-only reporting queries (stats); writes go through the methods here."""
+        return self._engine
+
     # -- apps ------------------------------------------------------------------------------
 
     async def create_app(self, name: str) -> App:

@@ -1,0 +1,72 @@
+"""Every page loads cleanly; the model list filters; the app page sits behind the admin login."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ConsoleErrors, screenshot
+from tests.e2e.server import RunningGateway
+
+
+def test_model_list_search_filters_client_side(page: Page) -> None:
+    page.goto("/models")
+    cards = page.locator(".model-card")
+    expect(cards).to_have_count(3)
+    screenshot(page, "models")
+    page.fill("#model-search", "haiku")
+    expect(page.locator(".model-card:visible")).to_have_count(2)
+    page.fill("#model-search", "gemma 270m")
+    expect(page.locator(".model-card:visible")).to_have_count(1)
+    expect(page.locator(".model-card:visible .model-id")).to_have_text("google/gemma-3-270m")
+    page.fill("#model-search", "no such model")
+    expect(page.locator(".model-card:visible")).to_have_count(0)
+    expect(page.locator("#no-match")).to_be_visible()
+
+
+def test_fresh_model_page_reads_well_without_data(page: Page, gateway: RunningGateway) -> None:
+    page.goto("/models/anthropic/claude-haiku-4.5")
+    expect(page.locator("h1")).to_have_text("Anthropic: Claude Haiku 4.5")
+    expect(page.locator(".tag")).to_have_text(["Tool Use", "Vision", "Caching"])
+    expect(page.locator("#providers tbody tr")).to_have_count(4)
+    expect(page.locator("#apps .empty")).to_be_visible()
+    expect(page.locator("#parameters .empty")).to_be_visible()
+    # The code samples carry this gateway's URL and the model id.
+    expect(page.locator("#code-curl")).to_contain_text(f"{gateway.base_url}/v1/chat/completions")
+    page.click(".tab[data-tab=python]")
+    expect(page.locator("#code-python")).to_be_visible()
+    expect(page.locator("#code-python")).to_contain_text('model="anthropic/claude-haiku-4.5"')
+    screenshot(page, "model-empty")
+
+
+def test_unknown_model_is_a_404_page(page: Page, console_errors: ConsoleErrors) -> None:
+    console_errors.allowed.append("status of 404")
+    response = page.goto("/models/nobody/nothing")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+
+
+def test_app_page_needs_the_admin_key_in_a_strict_cookie(
+    page: Page, gateway: RunningGateway, console_errors: ConsoleErrors
+) -> None:
+    console_errors.allowed.append("status of 401")  # the wrong key, on purpose
+    page.goto("/apps/default")
+    expect(page).to_have_url(f"{gateway.base_url}/login?next=/apps/default")
+    screenshot(page, "login")
+    page.fill("#admin_key", "wrong")
+    page.click("button[type=submit]")
+    expect(page.locator(".alert")).to_contain_text("not this gateway's admin key")
+    page.fill("#admin_key", gateway.admin_key)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{gateway.base_url}/apps/default")
+    expect(page.locator("h1")).to_have_text("default")
+    (cookie,) = page.context.cookies()
+    assert cookie["name"] == "modelyard_admin"
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    expect(page.locator("code", has_text="INFERENCE")).to_be_visible()
+    expect(page.locator("#app-requests")).to_have_text("0")
+    screenshot(page, "app-fresh")
+    page.goto("/apps")
+    expect(page.locator("table a", has_text="default")).to_be_visible()
+    page.click("text=Sign out")
+    page.goto("/apps/default")
+    expect(page).to_have_url(f"{gateway.base_url}/login?next=/apps/default")
