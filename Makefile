@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 LLAMA_VERSION := 0.3.36
 
-.PHONY: install serve test lint typecheck unit e2e bench clean
+.PHONY: install serve test lint typecheck unit e2e bench bench-profile bench-wrk chromium bench-model-page clean
 
 install: $(STAMP)
 
@@ -36,14 +36,38 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install lint typecheck
+test: install chromium lint typecheck
 	$(BIN)/pytest -q
 
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-bench: install
+# The browser tests (tests/browser) drive Debian's chromium through Playwright; never
+# `playwright install`.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update && \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y chromium; }
+
+# The model page with 1,000,000 ledger rows (SQLite; add ARGS=--pg for PostgreSQL).
+bench-model-page: install
+	$(BIN)/python -m bench.model_page $(ARGS)
+
+# Gateway overhead against a fake upstream; rewrites its section of BENCHMARKS.md (~7 min).
+# Not part of `make test`.
+bench: install bench-wrk
 	$(BIN)/python -m bench.run
+
+# Where the gateway's time goes under 64 connections (py-spy; output in bench/results/).
+bench-profile: install bench-wrk
+	test -x $(BIN)/py-spy || $(BIN)/pip install -q py-spy
+	$(BIN)/python -m bench.profile_gateway
+
+# Debian's wrk, installed when missing.
+bench-wrk:
+	@command -v wrk >/dev/null || { \
+		apt-cache policy wrk | grep -q 'Candidate: [0-9]' || { echo "apt has no wrk"; exit 1; }; \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y wrk; }
 
 clean:
 	rm -rf $(VENV) .modelyard .pytest_cache .mypy_cache .ruff_cache

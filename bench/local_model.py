@@ -89,7 +89,7 @@ def main() -> None:
     path = resolve_model_path("builtin:gemma-3-270m", data_dir, show_progress=False)
     llm = Llama(model_path=str(path), n_ctx=8192, n_batch=512, verbose=False)
     gateway = start_gateway(data_dir)
-    client = openai.OpenAI(base_url=gateway.api_url, api_key=gateway.admin_key)
+    client = openai.OpenAI(base_url=gateway.api_url, api_key=gateway.app_key)
     direct: list[Run] = []
     through: list[Run] = []
     try:

@@ -86,16 +86,14 @@ def serve(
     """Start the gateway (loads the embedded model first; the first start assembles it)."""
     from modelyard.app import LOG_FORMAT, build_app
     from modelyard.gateway import Gateway
-    from modelyard.providers.registry import ProviderRegistry
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    settings = Settings.from_env(
-        host=host, port=port, data_dir=data_dir, catalog_file=catalog, show_progress=True
-    )
     try:
-        # With workers, this process only prepares the database: it needs no providers.
-        gateway = Gateway.create(settings, ProviderRegistry() if workers > 1 else None)
-    except (CatalogError, SecretBoxError) as exc:
+        settings = Settings.from_env(
+            host=host, port=port, data_dir=data_dir, catalog_file=catalog, show_progress=True
+        )
+        gateway = Gateway.create(settings)
+    except (CatalogError, SecretBoxError, ValueError) as exc:
         console.print(f"[red]cannot start:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     uvicorn_options: dict[str, Any] = {
@@ -121,10 +119,11 @@ def serve(
 def _serve_workers(
     settings: Settings, gateway: Gateway, workers: int, uvicorn_options: dict[str, Any]
 ) -> None:
-    """uvicorn's multi-process mode. This process migrates the database and makes the admin
-    key and the bootstrap app once, so the workers do not race for them; then each worker
+    """uvicorn's multi-process mode. This process starts and stops a gateway once, so that
+    the one-time work (migrations, admin key, bootstrap app, assembling the built-in model
+    file) is done before the workers start and they do not race for it; then each worker
     builds a full gateway with `create_app()` from the MODELYARD_* variables set here."""
-    asyncio.run(_prepare_storage(gateway))
+    asyncio.run(_prepare(gateway))
     os.environ.update(
         {
             "MODELYARD_HOST": settings.host,
@@ -139,7 +138,7 @@ def _serve_workers(
     uvicorn.run("modelyard.app:create_app", factory=True, workers=workers, **uvicorn_options)
 
 
-async def _prepare_storage(gateway: Gateway) -> None:
+async def _prepare(gateway: Gateway) -> None:
     await gateway.start()
     await gateway.close()
 

@@ -123,6 +123,7 @@ class Gateway:
 
     async def start(self) -> None:
         settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._store = await Store.open(database_url(settings.data_dir, settings.database_url))
         self._ledger = LedgerWriter(
             self._store.insert_generations, max_delay_s=settings.ledger_batch_delay_s

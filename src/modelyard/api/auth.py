@@ -7,6 +7,7 @@ this process drops the cache entry at once; other replicas see it within `ttl_s`
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -77,6 +78,7 @@ class Authenticator:
         self._admin_can_infer = admin_can_infer
         self._ttl_s = ttl_s
         self._cache: dict[str, tuple[float, Caller | None]] = {}
+        self._reloading: dict[str, asyncio.Task[Caller | None]] = {}
 
     @staticmethod
     def _token(authorization: str | None) -> str:
@@ -111,13 +113,30 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self._ttl_s:
             caller = cached[1]
+        elif cached is not None:
+            # Stale: one background reload per key; meanwhile serve what we know, so an
+            # expiry under load is not a stampede of identical queries.
+            self._refresh(token, digest)
+            caller = cached[1]
         else:
-            caller = await self._load(token)
-            self._cache[digest] = (now, caller)
+            caller = await self._refresh(token, digest)
         if caller is None:
             raise AuthError("Invalid API key.")
         if caller.key is not None and caller.key.revoked_at is not None:
             raise AuthError("This API key has been revoked.")
+        return caller
+
+    def _refresh(self, token: str, digest: str) -> asyncio.Task[Caller | None]:
+        task = self._reloading.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._load_into_cache(token, digest))
+            self._reloading[digest] = task
+            task.add_done_callback(lambda _: self._reloading.pop(digest, None))
+        return task
+
+    async def _load_into_cache(self, token: str, digest: str) -> Caller | None:
+        caller = await self._load(token)
+        self._cache[digest] = (time.monotonic(), caller)
         return caller
 
     async def _load(self, token: str) -> Caller | None:

@@ -128,7 +128,7 @@ class Planner:
             return f"no API key: set {spec.api_key_env}"
         provider = self._registry.get(spec.kind)
         if provider is None:
-            return f"provider kind {spec.kind!r} is not supported by this gateway yet"
+            return f"provider kind {spec.kind!r} is not enabled in this gateway"
         reason = exclusion_reason(endpoint, request, zdr_key=zdr_key)
         if reason is None:
             reason = provider.unavailable_reason(endpoint)
