@@ -54,7 +54,8 @@ def _banner(settings: Settings, admin_key: str, app_key: str | None) -> None:
         )
         return
     body = (
-        '{"model": "google/gemma-3-270m", "messages": [{"role": "user", "content": "Say hello"}]}'
+        '{"model": "google/gemma-3-270m", "max_tokens": 64, '
+        '"messages": [{"role": "user", "content": "Say hello"}]}'
     )
     curl = (
         f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {app_key}' "

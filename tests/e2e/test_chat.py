@@ -186,3 +186,26 @@ def test_streamed_text_equals_non_streamed_text(client: openai.OpenAI) -> None:
 def test_both_base_paths_serve(gateway, path: str) -> None:  # type: ignore[no-untyped-def]
     c = openai.OpenAI(base_url=gateway.base_url + path, api_key=gateway.app_key)
     assert c.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=1).choices
+
+
+def test_the_printed_curl_line_works_as_printed(gateway) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+
+    curl = next(line for line in gateway.log().splitlines() if line.startswith("curl "))
+    result = subprocess.run(
+        ["bash", "-c", curl + " -s"], capture_output=True, text=True, timeout=60
+    )
+    body = json.loads(result.stdout)
+    assert body["choices"][0]["message"]["content"]
+    assert body["usage"]["completion_tokens"] <= 64
+
+
+def test_omitted_max_tokens_uses_the_models_default(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Write a very long story about a dragon."}],
+        seed=5,
+    )
+    assert completion.usage is not None
+    assert 0 < completion.usage.completion_tokens <= 256

@@ -80,3 +80,5 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
     tpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
     prompt_cache_min_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # The answer's length limit when a request sets none (local models; None: max_output).
+    default_max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None

@@ -236,7 +236,8 @@ class LocalProvider:
             )
         supported = endpoint.supported_parameters
         limit = request.output_limit if "max_tokens" in supported else None
-        max_tokens = min(limit or endpoint.max_output, endpoint.max_output, room)
+        default = endpoint.model.default_max_tokens or endpoint.max_output
+        max_tokens = min(limit or default, endpoint.max_output, room)
         constraint = _constraint(request) if _wants_structure(request, supported) else None
         tool_mode = bool(request.tools) and request.tool_choice != "none" and "tools" in supported
         job = GenerationJob(
