@@ -84,3 +84,21 @@ async def test_batches_are_capped() -> None:
         writer.record(row(n))
     await writer.close()
     assert max(table.batches) <= 4 and sum(table.batches) == 10
+
+
+async def test_a_full_queue_holds_new_requests_back_until_the_writer_catches_up() -> None:
+    table = FlakyTable(failures=2)  # the database is away for two attempts
+    writer = LedgerWriter(
+        table.insert, batch_size=4, max_delay_s=0.0, max_retry_delay_s=0.05, max_pending=6
+    )
+    writer.start()
+    await asyncio.wait_for(writer.room(), 1)  # empty: room at once
+    for n in range(6):
+        writer.record(row(n))
+    admitted = asyncio.ensure_future(writer.room())
+    await asyncio.sleep(0.01)
+    assert not admitted.done(), "a seventh request must wait while six rows are unwritten"
+    await asyncio.wait_for(admitted, 5)
+    assert writer.queue_depth < 6
+    await writer.close()
+    assert table.rows == [f"gen-{n}" for n in range(6)]

@@ -382,6 +382,17 @@ async def test_a_thousand_generations_go_in_at_once_and_come_back_field_by_field
 
 
 @on_session_loop
+async def test_a_nul_character_in_a_text_field_cannot_wedge_the_ledger(store: Store) -> None:
+    # PostgreSQL text cannot hold NUL: stored as U+FFFD, the row and its batch still land.
+    odd = generation(1, error="bad\x00byte", x_title="a\x00b", prompt_text="\x00")
+    await store.insert_generations([odd, generation(2)])
+    got = await store.get_generation(odd.id)
+    assert got is not None
+    assert (got.error, got.x_title, got.prompt_text) == ("bad\ufffdbyte", "a\ufffdb", "\ufffd")
+    assert await store.count_generations() == 2
+
+
+@on_session_loop
 async def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         await store.insert_generations([generation(1, created_at=datetime(2024, 3, 1, 10, 0))])

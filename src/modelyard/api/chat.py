@@ -89,6 +89,8 @@ class ChatCompletions:
         except GatewayError as error:
             await send_error(send, error)
             return
+        # Bounded ledger queue: wait here (rarely) rather than accept work we cannot record.
+        await gateway.ledger.room()
         recorder = GenerationRecorder(
             generation_id(),
             caller,

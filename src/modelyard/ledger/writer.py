@@ -5,6 +5,10 @@ accumulated, up to `batch_size` rows, and inserts it in one transaction. No requ
 on the database. `close()` (called from the lifespan on SIGTERM) drains the queue, so a
 completed request's row is never lost on an orderly shutdown. If the database fails, the
 batch is kept and retried with backoff rather than dropped.
+
+The queue is bounded: past `max_pending` rows (the database is down, or slower than the
+traffic) `room()` makes new requests wait until the writer catches up, so memory stays
+bounded and no row is dropped; requests already admitted still record theirs.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class LedgerWriter:
         batch_size: int = 500,
         max_delay_s: float = 0.05,
         max_retry_delay_s: float = 5.0,
+        max_pending: int = 100_000,
     ) -> None:
         self._insert = insert
         self._batch_size = batch_size
@@ -38,6 +43,8 @@ class LedgerWriter:
         self._pending: deque[Generation] = deque()
         self._in_flight: list[Generation] = []
         self._wake = asyncio.Event()
+        self._max_pending = max_pending
+        self._room = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -52,6 +59,12 @@ class LedgerWriter:
             if row.id == generation_id:
                 return row
         return None
+
+    async def room(self) -> None:
+        """Return once the queue is below its bound (at once, nearly always)."""
+        while len(self._pending) >= self._max_pending:
+            self._room.clear()
+            await self._room.wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
@@ -99,3 +112,5 @@ class LedgerWriter:
             self._in_flight = []
             retry_delay = 0.1
             self.written += len(batch)
+            if len(self._pending) < self._max_pending:
+                self._room.set()

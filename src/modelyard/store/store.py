@@ -29,12 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelyard.errors import Conflict, NotFound
+from modelyard.store.bulk import GenerationSink, open_sink
 from modelyard.store.migrate import create_engine, upgrade_to_head
 from modelyard.store.records import ApiKey, App, Generation, LimitReset, ModelResource, UsageRow
 from modelyard.store.rows import (
     app_from_row,
     generation_from_row,
-    generation_to_row,
     key_from_row,
     key_to_row,
     resource_from_row,
@@ -65,6 +65,7 @@ def _now() -> datetime:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._generations: GenerationSink = open_sink(engine)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -78,6 +79,7 @@ class Store:
         return cls(engine)
 
     async def close(self) -> None:
+        await self._generations.close()
         await self._engine.dispose()
 
     @property
@@ -287,10 +289,8 @@ class Store:
     # -- ledger ----------------------------------------------------------------------------
 
     async def insert_generations(self, rows: Sequence[Generation]) -> None:
-        if not rows:
-            return
-        async with self._engine.begin() as conn:
-            await conn.execute(insert(generations), [generation_to_row(g) for g in rows])
+        """All the rows in one statement (store/bulk.py says why), in one transaction."""
+        await self._generations.insert(rows)
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         query = select(generations).where(generations.c.id == generation_id)

@@ -13,6 +13,23 @@ MONEY_SCALE = 10
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
 
+def exact_money(value: Decimal) -> Decimal:
+    """Dollars rounded as PostgreSQL rounds a cast to NUMERIC(20, 10): half away from zero."""
+    return Decimal(value).quantize(_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def money_units(value: Decimal) -> int:
+    """Dollars as SQLite keeps them: an integer count of 1e-10 dollars."""
+    return int(exact_money(value).scaleb(MONEY_SCALE))
+
+
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC; a naive datetime is refused (the store cannot know its zone)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+    return value.astimezone(UTC)
+
+
 class Money(TypeDecorator[Decimal]):
     """US dollars as an exact Decimal with 10 decimal places.
 
@@ -32,11 +49,7 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        # Round like PostgreSQL does when it casts to NUMERIC(20, 10): half away from zero.
-        exact = Decimal(value).quantize(_QUANTUM, rounding=ROUND_HALF_UP)
-        if dialect.name == "sqlite":
-            return int(exact.scaleb(MONEY_SCALE))
-        return exact
+        return money_units(value) if dialect.name == "sqlite" else exact_money(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
@@ -58,9 +71,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
-        utc = value.astimezone(UTC)
+        utc = as_utc(value)
         # SQLite keeps datetimes as text without an offset; all of them are UTC, so text
         # order is time order and comparisons with `since` work.
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
