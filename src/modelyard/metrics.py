@@ -7,12 +7,26 @@ several gateways in one process.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from modelyard.store.records import Generation
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+TOKEN_KINDS = ("prompt", "completion", "cached", "cache_write", "reasoning")
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """The labelled series of one (model, provider), looked up once, not per request."""
+
+    ttft: Histogram
+    duration: Histogram
+    cost: Counter
+    tokens: tuple[Counter, ...]  # in TOKEN_KINDS order
 
 
 class GatewayMetrics:
@@ -60,30 +74,56 @@ class GatewayMetrics:
             registry=self.registry,
         )
         ledger.set_function(lambda: float(ledger_depth()))
+        # prometheus_client's labels() validates and locks on every call: 4% of the event
+        # loop at 64 connections. The children it returns are kept here instead.
+        self._outcomes: dict[tuple[str, str, int, bool], Counter] = {}
+        self._served: dict[tuple[str, str], _Served] = {}
+
+    def _outcome(self, model: str, provider: str, status: int, streamed: bool) -> Counter:
+        key = (model, provider, status, streamed)
+        child = self._outcomes.get(key)
+        if child is None:
+            child = self.requests.labels(model, provider, str(status), str(streamed).lower())
+            self._outcomes[key] = child
+        return child
+
+    def _served_by(self, model: str, provider: str) -> _Served:
+        served = self._served.get((model, provider))
+        if served is None:
+            served = _Served(
+                ttft=self.ttft.labels(model, provider),
+                duration=self.duration.labels(model, provider),
+                cost=self.cost.labels(model, provider),
+                tokens=tuple(self.tokens.labels(model, provider, kind) for kind in TOKEN_KINDS),
+            )
+            self._served[(model, provider)] = served
+        return served
 
     def observe(self, row: Generation) -> None:
         model, provider = row.model, row.provider or "none"
-        self.requests.labels(model, provider, str(row.status), str(row.streamed).lower()).inc()
+        self._outcome(model, provider, row.status, row.streamed).inc()
         for attempt in row.attempts:
             if attempt.status != 200:
                 self.upstream_failures.labels(attempt.provider, str(attempt.status)).inc()
         if row.status != 200:
             return
+        served = self._served_by(model, provider)
         if row.latency_ms is not None:
-            self.ttft.labels(model, provider).observe(row.latency_ms / 1000)
+            served.ttft.observe(row.latency_ms / 1000)
             total_ms = row.latency_ms + (row.generation_time_ms or 0.0)
-            self.duration.labels(model, provider).observe(total_ms / 1000)
-        for kind, count in (
-            ("prompt", row.tokens_prompt),
-            ("completion", row.tokens_completion),
-            ("cached", row.tokens_cached),
-            ("cache_write", row.tokens_cache_write),
-            ("reasoning", row.tokens_reasoning),
-        ):
+            served.duration.observe(total_ms / 1000)
+        counts = (
+            row.tokens_prompt,
+            row.tokens_completion,
+            row.tokens_cached,
+            row.tokens_cache_write,
+            row.tokens_reasoning,
+        )
+        for counter, count in zip(served.tokens, counts, strict=True):
             if count:
-                self.tokens.labels(model, provider, kind).inc(count)
+                counter.inc(count)
         if row.cost:
-            self.cost.labels(model, provider).inc(float(row.cost))
+            served.cost.inc(float(row.cost))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

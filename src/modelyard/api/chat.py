@@ -47,6 +47,8 @@ from modelyard.schema.response import (
 )
 
 T = TypeVar("T")
+# How long a request runs before its connection is watched for a disconnect.
+WATCH_AFTER_S = 0.02
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -397,20 +399,39 @@ def _cost(route: Route, usage: Usage) -> Decimal:
     )
 
 
-async def _cancel_on_disconnect(receive: Receive, work: Awaitable[None]) -> None:
-    """Run `work`; if the client disconnects first, cancel it (and so its generation)."""
+async def _cancel_on_disconnect(
+    receive: Receive, work: Awaitable[None], watch_after_s: float = WATCH_AFTER_S
+) -> None:
+    """Run `work` in this task; if the client disconnects first, cancel it (and so its
+    generation). The watch on the connection starts only once the request has run for
+    `watch_after_s`: a quick answer never pays for a second task, and a long generation
+    is still stopped within that much of its client leaving."""
+    handler = asyncio.current_task()
+    assert handler is not None
+    loop = asyncio.get_running_loop()
+    watcher: asyncio.Task[None] | None = None
+    client_gone = False
 
-    async def disconnected() -> None:
+    async def watch() -> None:
+        nonlocal client_gone
         while (await receive())["type"] != "http.disconnect":
             pass
+        client_gone = True
+        handler.cancel()
 
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(disconnected())
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = loop.create_task(watch())
+
+    timer = loop.call_later(watch_after_s, start_watching)
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await work
+    except asyncio.CancelledError:
+        # Our own cancellation (the client left) ends here; anyone else's goes on.
+        if client_gone and handler.uncancel() == 0:
+            return
+        raise
     finally:
-        if not task.done():
-            task.cancel()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
