@@ -70,9 +70,9 @@ def test_unknown_fields_are_ignored_and_an_empty_data_field_is_an_event() -> Non
 
 def test_nothing_is_dispatched_before_the_blank_line() -> None:
     parser = SseParser()
-    assert parser.feed(b"data: partial\n") == []
-    assert parser.feed(b"data: more") == []
-    assert parser.feed(b"\n\n") == [SseEvent("message", "partial\nmore")]
+    assert list(parser.feed(b"data: partial\n")) == []
+    assert list(parser.feed(b"data: more")) == []
+    assert list(parser.feed(b"\n\n")) == [SseEvent("message", "partial\nmore")]
 
 
 def test_multibyte_characters_split_across_reads() -> None:

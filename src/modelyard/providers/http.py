@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the upstream adapters: one pooled session, timeouts, error mapping.
+"""HTTP plumbing shared by the upstream adapters: one pooled client, timeouts, error mapping.
 
 Every failure of an upstream call leaves here as an `UpstreamError` (or a subclass) that
 keeps the upstream's status, a bounded piece of its body, and its Retry-After, and says
@@ -11,13 +11,13 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from modelyard.catalog.spec import ProviderSpec
 
 if TYPE_CHECKING:
     from modelyard.providers.registry import ProviderContext
+from modelyard import __version__
 from modelyard.errors import (
     UpstreamError,
     UpstreamRateLimited,
@@ -25,53 +25,59 @@ from modelyard.errors import (
     UpstreamTimeout,
 )
 from modelyard.providers.credentials import api_key
+from modelyard.providers.http_client import ConnectionBroken, HttpClient, HttpError
 from modelyard.providers.sse import SseEvent, SseParser
 
 __all__ = ["HttpAdapter", "UpstreamHttp", "api_key", "retry_after_seconds", "upstream_error"]
 
 MAX_ERROR_BODY = 2000
+USER_AGENT = f"modelyard/{__version__}"
 
 
 class UpstreamHttp:
-    """The aiohttp session of one provider kind, created at start-up and reused."""
+    """The upstream HTTP client of one adapter, created at start-up and reused."""
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        self._client = HttpClient()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "provider not started"
-        return self._session
+    def client(self) -> HttpClient:
+        assert self._client is not None, "provider not started"
+        return self._client
 
     async def post_json(
         self, spec: ProviderSpec, url: str, headers: Mapping[str, str], body: Any
     ) -> Any:
         """POST a JSON body and return the decoded JSON answer (2xx), else raise."""
-        timeout = aiohttp.ClientTimeout(
-            total=spec.total_timeout_s, sock_connect=spec.connect_timeout_s
-        )
+        request_headers = _headers(headers, "application/json")
         try:
-            async with self.session.post(
-                url, data=orjson.dumps(body), headers=_json_headers(headers), timeout=timeout
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise upstream_error(spec, response.status, raw, response.headers)
+            async with asyncio.timeout(spec.total_timeout_s):
+                response = await self.client.post(
+                    url,
+                    request_headers,
+                    orjson.dumps(body),
+                    connect_timeout_s=spec.connect_timeout_s,
+                )
+                try:
+                    raw = await response.read()
+                finally:
+                    response.release()
         except TimeoutError as exc:
             raise UpstreamTimeout(
                 f"{spec.id} did not answer within {spec.total_timeout_s:g} s", retryable=True
             ) from exc
-        except aiohttp.ClientError as exc:
+        except HttpError as exc:
             raise UpstreamError(f"{spec.id}: connection failed: {exc}", retryable=True) from exc
+        if response.status >= 400:
+            raise upstream_error(spec, response.status, raw, response.headers)
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -84,47 +90,52 @@ class UpstreamHttp:
     ) -> AsyncGenerator[SseEvent, None]:
         """POST and yield the answer's SSE events. The first event must come within
         `first_token_timeout_s`, the whole stream within `total_timeout_s`. Closing the
-        generator early closes the connection, which cancels the upstream's work."""
-        timeout = aiohttp.ClientTimeout(
-            total=spec.total_timeout_s, sock_connect=spec.connect_timeout_s
-        )
-        headers = {**_json_headers(headers), "Accept": "text/event-stream"}
+        generator early closes the connection, which cancels the upstream's work.
+
+        The deadlines apply to each wait inside, not across a `yield`: whichever task
+        takes the next event, the timeout interrupts that wait only."""
+        loop = asyncio.get_running_loop()
+        total_at = loop.time() + spec.total_timeout_s
+        first_at = min(loop.time() + spec.first_token_timeout_s, total_at)
         first = True
         try:
-            async with asyncio.timeout(spec.first_token_timeout_s) as first_deadline:
-                response = await self.session.post(
-                    url, data=orjson.dumps(body), headers=headers, timeout=timeout
+            async with asyncio.timeout_at(first_at):
+                response = await self.client.post(
+                    url,
+                    _headers(headers, "text/event-stream"),
+                    orjson.dumps(body),
+                    connect_timeout_s=spec.connect_timeout_s,
                 )
             try:
                 if response.status >= 400:
-                    raw = await response.read()
+                    async with asyncio.timeout_at(total_at):
+                        raw = await response.read()
                     raise upstream_error(spec, response.status, raw, response.headers)
                 parser = SseParser()
-                first_deadline = asyncio.timeout(spec.first_token_timeout_s)
-                async with first_deadline:
-                    async for chunk in response.content.iter_any():
-                        for event in parser.feed(chunk):
-                            if first:
-                                first = False
-                                first_deadline.reschedule(None)
-                            yield event
+                while True:
+                    async with asyncio.timeout_at(first_at if first else total_at):
+                        piece = await response.next_piece()
+                    if piece is None:
+                        return
+                    for event in parser.feed(piece):
+                        first = False
+                        yield event
             finally:
                 response.release()
-                response.close()
         except TimeoutError as exc:
             limit = spec.first_token_timeout_s if first else spec.total_timeout_s
             what = "start streaming" if first else "finish streaming"
             raise UpstreamTimeout(
                 f"{spec.id} did not {what} within {limit:g} s", retryable=first
             ) from exc
-        except aiohttp.ClientPayloadError as exc:
+        except ConnectionBroken as exc:
             raise UpstreamError(f"{spec.id}: the stream broke off: {exc}", retryable=first) from exc
-        except aiohttp.ClientError as exc:
+        except HttpError as exc:
             raise UpstreamError(f"{spec.id}: connection failed: {exc}", retryable=first) from exc
 
 
 class HttpAdapter:
-    """What every HTTP adapter shares: one pooled session, opened and closed with the app."""
+    """What every HTTP adapter shares: one pooled client, opened and closed with the app."""
 
     def __init__(self, context: ProviderContext) -> None:
         self._http = UpstreamHttp()
@@ -136,8 +147,13 @@ class HttpAdapter:
         await self._http.close()
 
 
-def _json_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {"Content-Type": "application/json", **headers}
+def _headers(headers: Mapping[str, str], accept: str) -> list[tuple[str, str]]:
+    return [
+        ("Content-Type", "application/json"),
+        ("Accept", accept),
+        ("User-Agent", USER_AGENT),
+        *headers.items(),
+    ]
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -7,6 +7,7 @@ CRLF or LF line ends, lines split across network reads, multi-line `data:` field
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -17,44 +18,45 @@ class SseEvent:
 
 
 class SseParser:
+    """Feed it the bytes of a stream as they arrive; it yields the events they complete.
+
+    Work is linear in the bytes (the line ends are found by `bytes.splitlines`, in C), and
+    events are parsed as they are taken, so the first event of a large read goes on its
+    way before the rest is parsed. Take every event of one `feed` before the next.
+    """
+
     def __init__(self) -> None:
         self._buffer = b""
+        self._skip_newline = False  # the last read ended on "\r": a "\n" may complete it
         self._event = ""
         self._data: list[str] = []
 
-    def feed(self, chunk: bytes) -> list[SseEvent]:
-        """Events completed by this chunk of bytes, in order."""
-        self._buffer += chunk
-        events: list[SseEvent] = []
-        while True:
-            line, found = self._next_line()
-            if not found:
-                return events
-            if not line:
+    def feed(self, chunk: bytes) -> Iterator[SseEvent]:
+        if self._skip_newline and chunk:
+            self._skip_newline = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        buffer = self._buffer + chunk if self._buffer else chunk
+        end = max(buffer.rfind(b"\n"), buffer.rfind(b"\r"))
+        if end == -1:
+            self._buffer = buffer
+            return iter(())
+        self._buffer = buffer[end + 1 :]
+        self._skip_newline = buffer[end] == 0x0D and end == len(buffer) - 1
+        return self._events(buffer[: end + 1].splitlines())
+
+    def _events(self, lines: list[bytes]) -> Iterator[SseEvent]:
+        for raw in lines:
+            if not raw:
                 if self._data:
-                    events.append(SseEvent(self._event or "message", "\n".join(self._data)))
+                    yield SseEvent(self._event or "message", "\n".join(self._data))
                 self._event, self._data = "", []
                 continue
-            if line.startswith(":"):
+            if raw[0] == 0x3A:  # ":" starts a comment
                 continue
-            name, _, value = line.partition(":")
+            name, _, value = raw.decode("utf-8", "replace").partition(":")
             value = value.removeprefix(" ")
             if name == "data":
                 self._data.append(value)
             elif name == "event":
                 self._event = value
-
-    def _next_line(self) -> tuple[str, bool]:
-        buffer = self._buffer
-        newline, carriage = buffer.find(b"\n"), buffer.find(b"\r")
-        if newline == -1 and carriage == -1:
-            return "", False
-        if carriage == -1 or (newline != -1 and newline < carriage):
-            end, skip = newline, 1
-        else:
-            # A \r at the very end may be the first half of \r\n: wait for more bytes.
-            if carriage == len(buffer) - 1:
-                return "", False
-            end, skip = carriage, 2 if buffer[carriage + 1] == 0x0A else 1
-        self._buffer = buffer[end + skip :]
-        return buffer[:end].decode("utf-8", "replace"), True
