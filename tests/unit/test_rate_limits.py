@@ -25,14 +25,18 @@ class Clock:
 
 
 def test_retry_after_for_requests_and_tokens() -> None:
-    entries = [(0.0, 10), (10.0, 10), (20.0, 10)]
-    assert retry_after(entries, 30.0, rpm=3, tpm=None, tokens=1) == 30.0  # oldest leaves at 60
-    assert retry_after(entries, 30.0, rpm=4, tpm=None, tokens=1) == 0.0
+    # (bucket, requests, tokens): one request of 10 tokens at 0 s, 10 s and 20 s.
+    buckets = [(0, 1, 10), (100, 1, 10), (200, 1, 10)]
+    now = 30_000  # ms
+    assert retry_after(buckets, now, rpm=3, tpm=None, tokens=1) == 30.0  # oldest leaves at 60
+    assert retry_after(buckets, now, rpm=4, tpm=None, tokens=1) == 0.0
     # 30 used + 15 wanted - 35 allowed = 10 too many: the oldest (10 tokens) must leave.
-    assert retry_after(entries, 30.0, rpm=None, tpm=35, tokens=15) == 30.0
+    assert retry_after(buckets, now, rpm=None, tpm=35, tokens=15) == 30.0
     # 20 too many: the two oldest must leave, the second at 70.
-    assert retry_after(entries, 30.0, rpm=None, tpm=25, tokens=15) == 40.0
-    assert retry_after([], 0.0, rpm=None, tpm=10, tokens=11) == 60.0  # can never fit
+    assert retry_after(buckets, now, rpm=None, tpm=25, tokens=15) == 40.0
+    assert retry_after([], 0, rpm=None, tpm=10, tokens=11) == 60.0  # can never fit
+    # Several requests in one bucket leave together.
+    assert retry_after([(0, 5, 0), (100, 1, 0)], now, rpm=3, tpm=None, tokens=0) == 30.0
 
 
 async def test_requests_per_minute_window_edges_and_retry_after() -> None:
@@ -53,6 +57,21 @@ async def test_requests_per_minute_window_edges_and_retry_after() -> None:
     clock.now += 0.001  # exactly 60 s after the first request
     await limiter.reserve("app:m", limits, 0)
     assert (await limiter.reserve("other:m", limits, 0)).remaining_requests == 2
+
+
+async def test_a_busy_window_holds_buckets_not_requests() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock)
+    limits = Limits(rpm=1_000_000, tpm=10**12)
+    for _ in range(30_000):  # 500 requests/s for a minute, then half a minute more
+        await limiter.settle(await limiter.reserve("busy:m", limits, 50), 20)
+        clock.now += 0.003
+    window = limiter._windows["busy:m"]
+    assert len(window.buckets) <= 601
+    last = await limiter.reserve("busy:m", limits, 0)
+    # Requests of the last 60 s, to the bucket: 20,000 of them, each settled to 20 tokens.
+    assert abs((limits.rpm - last.remaining_requests) - 20_000) <= 40  # type: ignore[operator]
+    assert window.tokens == 20 * (window.requests - 1)
 
 
 async def test_token_reservations_are_settled_to_real_usage() -> None:
@@ -107,6 +126,22 @@ async def test_redis_settle_gives_tokens_back() -> None:
             await limiter.reserve(name, limits, 200)
         await limiter.settle(first, 50)
         assert (await limiter.reserve(name, limits, 200)).remaining_tokens == 750
+    finally:
+        await limiter.close()
+
+
+async def test_redis_keeps_counters_per_bucket_not_one_entry_per_request() -> None:
+    limiter = RedisRateLimiter(REDIS)
+    try:
+        name, limits = scope(), Limits(rpm=1_000_000, tpm=None)
+        for _ in range(20):
+            await asyncio.gather(*(limiter.reserve(name, limits, 3) for _n in range(100)))
+        window, buckets = RedisRateLimiter._keys(name)
+        raw = limiter._redis
+        assert int(await raw.hget(window, "R")) == 2000
+        assert int(await raw.hget(window, "T")) == 6000
+        # Counters for the ~100 ms buckets those 2,000 requests fell into, not 2,000 entries.
+        assert await raw.zcard(buckets) * 2 + 2 == await raw.hlen(window) < 200
     finally:
         await limiter.close()
 

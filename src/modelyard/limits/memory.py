@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelyard.errors import RateLimited
-from modelyard.limits.base import WINDOW_S, Limits, Reservation
-from modelyard.limits.window import retry_after
-
-
-@dataclass
-class _Entry:
-    at: float
-    id: str
-    tokens: int
+from modelyard.limits.base import Limits, Reservation
+from modelyard.limits.window import bucket_of, leaves_at_ms, retry_after
 
 
 @dataclass
 class _Window:
-    entries: deque[_Entry] = field(default_factory=deque)
-    by_id: dict[str, _Entry] = field(default_factory=dict)
+    # [bucket, requests, tokens], oldest first; the last one is where new requests go.
+    buckets: deque[list[int]] = field(default_factory=deque)
+    requests: int = 0
     tokens: int = 0
 
-    def expire(self, now: float) -> None:
-        while self.entries and self.entries[0].at <= now - WINDOW_S:
-            entry = self.entries.popleft()
-            self.tokens -= entry.tokens
-            del self.by_id[entry.id]
+    def expire(self, now_ms: int) -> None:
+        buckets = self.buckets
+        while buckets and leaves_at_ms(buckets[0][0]) <= now_ms:
+            _, requests, tokens = buckets.popleft()
+            self.requests -= requests
+            self.tokens -= tokens
+
+    def add(self, bucket: int, tokens: int) -> None:
+        buckets = self.buckets
+        if buckets and buckets[-1][0] == bucket:
+            buckets[-1][1] += 1
+            buckets[-1][2] += tokens
+        else:
+            buckets.append([bucket, 1, tokens])
+        self.requests += 1
+        self.tokens += tokens
+
+    def find(self, bucket: int) -> list[int] | None:
+        for entry in reversed(self.buckets):  # a reservation settles soon: near the end
+            if entry[0] == bucket:
+                return entry
+            if entry[0] < bucket:
+                break
+        return None
 
 
 class MemoryRateLimiter:
@@ -39,29 +51,25 @@ class MemoryRateLimiter:
         self._windows: dict[str, _Window] = {}
 
     async def reserve(self, scope: str, limits: Limits, tokens: int) -> Reservation:
-        now = self._clock()
-        window = self._windows.setdefault(scope, _Window())
-        window.expire(now)
-        entries = window.entries
-        wait = (
-            retry_after([(e.at, e.tokens) for e in entries], now, limits.rpm, limits.tpm, tokens)
-            if _full(window, limits, tokens)
-            else 0.0
-        )
-        if wait > 0:
-            raise rate_limited(scope, limits, wait)
-        entry = _Entry(now, secrets.token_hex(6), tokens)
-        entries.append(entry)
-        window.by_id[entry.id] = entry
-        window.tokens += tokens
-        oldest = entries[0].at
-        reset = oldest + WINDOW_S - now
+        now_ms = round(self._clock() * 1000)
+        window = self._windows.get(scope)
+        if window is None:
+            window = self._windows[scope] = _Window()
+        window.expire(now_ms)
+        if _full(window, limits, tokens):
+            buckets = [(b, r, t) for b, r, t in window.buckets]
+            wait = retry_after(buckets, now_ms, limits.rpm, limits.tpm, tokens)
+            if wait > 0:
+                raise rate_limited(scope, limits, wait)
+        bucket = bucket_of(now_ms)
+        window.add(bucket, tokens)
+        reset = (leaves_at_ms(window.buckets[0][0]) - now_ms) / 1000
         return Reservation(
             scope=scope,
-            id=entry.id,
+            id=str(bucket),
             tokens=tokens,
             limit_requests=limits.rpm,
-            remaining_requests=None if limits.rpm is None else max(limits.rpm - len(entries), 0),
+            remaining_requests=None if limits.rpm is None else max(limits.rpm - window.requests, 0),
             reset_requests_s=reset,
             limit_tokens=limits.tpm,
             remaining_tokens=None if limits.tpm is None else max(limits.tpm - window.tokens, 0),
@@ -70,17 +78,17 @@ class MemoryRateLimiter:
 
     async def settle(self, reservation: Reservation, tokens: int) -> None:
         window = self._windows.get(reservation.scope)
-        entry = window.by_id.get(reservation.id) if window else None
+        entry = window.find(int(reservation.id)) if window else None
         if window is not None and entry is not None:
-            window.tokens += tokens - entry.tokens
-            entry.tokens = tokens
+            entry[2] += tokens - reservation.tokens
+            window.tokens += tokens - reservation.tokens
 
     async def close(self) -> None:
         self._windows.clear()
 
 
 def _full(window: _Window, limits: Limits, tokens: int) -> bool:
-    if limits.rpm is not None and len(window.entries) >= limits.rpm:
+    if limits.rpm is not None and window.requests >= limits.rpm:
         return True
     return limits.tpm is not None and window.tokens + tokens > limits.tpm
 

@@ -9,7 +9,6 @@ serves the request unlimited, "closed" answers 503. Either way a log line and a 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
@@ -17,57 +16,66 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from modelyard.errors import ServiceUnavailable
-from modelyard.limits.base import WINDOW_S, Limits, Reservation
+from modelyard.limits.base import Limits, Reservation
 from modelyard.limits.memory import rate_limited
+from modelyard.limits.window import BUCKET_MS, WINDOW_MS
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: zset id -> time (ms); KEYS[2]: hash id -> tokens.
-# ARGV: window ms, rpm (0: none), tpm (0: none), tokens, id.
-# Returns {admitted, requests in window, tokens in window, ms (retry-after or reset)}.
+# The window of limits/window.py in Redis. KEYS[1]: hash with the totals R (requests) and
+# T (tokens) and per bucket b the fields r:b and t:b; KEYS[2]: zset of the buckets held.
+# ARGV: bucket ms, window ms, rpm (0: none), tpm (0: none), tokens.
+# Returns {admitted, requests in window, tokens in window, ms (retry-after or reset),
+# bucket}. Each bucket is dropped once, when it leaves the window: a check costs the same
+# however many requests the window holds (the buckets are walked only to tell a refused
+# request how long to wait).
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-local rpm, tpm, tokens = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if #expired > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  redis.call('HDEL', KEYS[2], unpack(expired))
+local size, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rpm, tpm, tokens = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local requests = tonumber(redis.call('HGET', KEYS[1], 'R') or '0')
+local used = tonumber(redis.call('HGET', KEYS[1], 'T') or '0')
+local last_gone = math.floor((now - window) / size)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', last_gone)
+for _, b in ipairs(gone) do
+  requests = requests - tonumber(redis.call('HGET', KEYS[1], 'r:' .. b) or '0')
+  used = used - tonumber(redis.call('HGET', KEYS[1], 't:' .. b) or '0')
+  redis.call('HDEL', KEYS[1], 'r:' .. b, 't:' .. b)
 end
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local entries, used = {}, 0
-for i = 1, #members, 2 do
-  local spent = tonumber(redis.call('HGET', KEYS[2], members[i]) or '0')
-  used = used + spent
-  entries[#entries + 1] = {tonumber(members[i + 1]), spent}
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', last_gone)
+  redis.call('HSET', KEYS[1], 'R', requests, 'T', used)
 end
-local count, wait = #entries, 0
-if rpm > 0 and count >= rpm then
-  wait = math.max(wait, entries[count - rpm + 1][1] + window - now)
-end
-if tpm > 0 and used + tokens > tpm then
-  local excess = used + tokens - tpm
-  for i = 1, count do
-    if excess <= 0 then break end
-    excess = excess - entries[i][2]
-    wait = math.max(wait, entries[i][1] + window - now)
+local requests_over = rpm > 0 and requests + 1 - rpm or 0
+local tokens_over = tpm > 0 and used + tokens - tpm or 0
+if requests_over > 0 or tokens_over > 0 then
+  local wait = 0
+  for _, b in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if requests_over <= 0 and tokens_over <= 0 then break end
+    wait = math.max(wait, tonumber(b) * size + window - now)
+    requests_over = requests_over - tonumber(redis.call('HGET', KEYS[1], 'r:' .. b) or '0')
+    tokens_over = tokens_over - tonumber(redis.call('HGET', KEYS[1], 't:' .. b) or '0')
   end
-  if excess > 0 then wait = math.max(wait, window) end
+  if tokens_over > 0 then wait = math.max(wait, window) end
+  if wait > 0 then return {0, requests, used, wait, 0} end
 end
-if wait > 0 then return {0, count, used, wait} end
-redis.call('ZADD', KEYS[1], now, ARGV[5])
-redis.call('HSET', KEYS[2], ARGV[5], tokens)
-redis.call('PEXPIRE', KEYS[1], window)
-redis.call('PEXPIRE', KEYS[2], window)
-local oldest = now
-if count > 0 then oldest = entries[1][1] end
-return {1, count + 1, used + tokens, oldest + window - now}
+local bucket = math.floor(now / size)
+redis.call('HINCRBY', KEYS[1], 'r:' .. bucket, 1)
+redis.call('HINCRBY', KEYS[1], 't:' .. bucket, tokens)
+redis.call('HSET', KEYS[1], 'R', requests + 1, 'T', used + tokens)
+redis.call('ZADD', KEYS[2], bucket, bucket)
+redis.call('PEXPIRE', KEYS[1], window + size)
+redis.call('PEXPIRE', KEYS[2], window + size)
+local oldest = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0)[1])
+return {1, requests + 1, used + tokens, oldest * size + window - now, bucket}
 """
 
+# KEYS[1]: the hash above. ARGV: bucket, tokens to add (negative: given back).
 SETTLE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'r:' .. ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'T', ARGV[2])
 end
 return 0
 """
@@ -91,19 +99,14 @@ class RedisRateLimiter:
     @staticmethod
     def _keys(scope: str) -> list[str]:
         # One hash tag, so both keys land on the same Redis Cluster slot.
-        return [f"modelyard:rl:{{{scope}}}", f"modelyard:rl:{{{scope}}}:tokens"]
+        return [f"modelyard:rl2:{{{scope}}}", f"modelyard:rl2:{{{scope}}}:buckets"]
 
     async def reserve(self, scope: str, limits: Limits, tokens: int) -> Reservation:
-        entry_id = secrets.token_hex(6)
-        args: list[str | int] = [
-            int(WINDOW_S * 1000),
-            limits.rpm or 0,
-            limits.tpm or 0,
-            tokens,
-            entry_id,
-        ]
+        args = [BUCKET_MS, WINDOW_MS, limits.rpm or 0, limits.tpm or 0, tokens]
         try:
-            admitted, count, used, ms = await self._reserve(keys=self._keys(scope), args=args)
+            admitted, count, used, ms, bucket = await self._reserve(
+                keys=self._keys(scope), args=args
+            )
         except (RedisError, OSError) as exc:
             return self._unavailable(scope, limits, tokens, exc)
         if not admitted:
@@ -111,7 +114,7 @@ class RedisRateLimiter:
         reset = int(ms) / 1000
         return Reservation(
             scope=scope,
-            id=entry_id,
+            id=str(int(bucket)),
             tokens=tokens,
             limit_requests=limits.rpm,
             remaining_requests=None if limits.rpm is None else max(limits.rpm - int(count), 0),
@@ -126,7 +129,8 @@ class RedisRateLimiter:
             return  # made while Redis was down
         try:
             await self._settle(
-                keys=self._keys(reservation.scope)[1:], args=[reservation.id, tokens]
+                keys=self._keys(reservation.scope)[:1],
+                args=[reservation.id, tokens - reservation.tokens],
             )
         except (RedisError, OSError) as exc:
             self._warn(f"could not settle a rate-limit reservation: {exc}")
