@@ -103,7 +103,7 @@ def main() -> None:
         gateway.stop()
 
     def median(runs: list[Run], field: str) -> float:
-        return statistics.median(getattr(r, field) for r in runs)
+        return float(statistics.median(getattr(r, field) for r in runs))
 
     # Rounds alternate direct and gateway, so the median of per-round differences cancels
     # the drift of a shared, noisy machine better than a difference of medians.

@@ -1,4 +1,5 @@
-"""A fresh PostgreSQL database for one benchmark run, made and dropped with psql."""
+"""A fresh PostgreSQL database for one benchmark run, made and dropped with psql; and
+whether Redis answers, for the scale-out rows."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from collections.abc import Iterator
 
 SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAt", "-c"]
+
+
+def redis_available() -> bool:
+    """Redis on 127.0.0.1:6379, for the scale-out rows' rate limits."""
+    if shutil.which("redis-cli") is None:
+        return False
+    probe = subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True, text=True)
+    return probe.stdout.strip() == "PONG"
 
 
 def available() -> bool:

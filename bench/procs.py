@@ -4,6 +4,7 @@ catalog file with an app key from the admin API, and their memory (VmRSS)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -76,7 +77,8 @@ def gateway(
     *,
     workers: int = 1,
     database_url: str | None = None,
-    rate_limits: bool = False,
+    redis_url: str | None = None,
+    rate_limits: bool = True,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Gateway]:
     """A gateway routing MODEL to the fake upstream, with a real app key for it."""
@@ -87,6 +89,8 @@ def gateway(
     env = {**GATEWAY_ENV, **(extra_env or {})}
     if database_url:
         env["MODELYARD_DATABASE_URL"] = database_url
+    if redis_url:
+        env["MODELYARD_REDIS_URL"] = redis_url
     args = ["--catalog", str(catalog), "--workers", str(workers)]
     running = start_gateway(data_dir, extra_args=args, env=env)
     try:
@@ -143,3 +147,38 @@ def process_tree(pid: int) -> list[int]:
 
 def tree_rss_mb(pid: int) -> float:
     return sum(rss_mb(member) for member in process_tree(pid))
+
+
+# -- CPU ------------------------------------------------------------------------------------
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+def tree_cpu_s(pid: int) -> float:
+    return sum(cpu_s(member) for member in process_tree(pid))
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    """/proc/stat's totals: all CPU time, and the time the hypervisor ran other guests."""
+
+    total_s: float
+    steal_s: float
+
+    @classmethod
+    def now(cls) -> MachineCpu:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        # user nice system idle iowait irq softirq steal guest guest_nice (guest is in user)
+        return cls(sum(values[:8]) / TICKS_PER_S, values[7] / TICKS_PER_S)
+
+    def steal_share(self, since: MachineCpu) -> float:
+        elapsed = self.total_s - since.total_s
+        return (self.steal_s - since.steal_s) / elapsed if elapsed > 0 else 0.0

@@ -77,6 +77,7 @@ def section(
     load_start: str,
     load_end: str,
     minutes: float,
+    steal: float,
 ) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -88,13 +89,16 @@ def section(
         f"Measured {when} on {machine.nproc} cores ({machine.cpu}), "
         f"{machine.memory_gb:.0f} GB, Python {machine.python}, commit {machine.commit}; "
         f"the run took {minutes:.1f} min. Load average (1, 5, 15 min) at the start: "
-        f"{load_start}; at the end: {load_end}.",
+        f"{load_start}; at the end: {load_end}. This is a virtual machine: over the run "
+        f"the hypervisor gave {steal:.0%} of its CPU time to other guests (steal).",
         "",
         "Every scenario calls the fake upstream (`bench/upstream.py`) directly and then "
         "through `modelyard serve`, back to back in the same run, with the same request "
         "body; the gateway runs with its real features on: an app key from the admin API, "
-        "routing through a catalog file (provider kind `openai`), the ledger (one row per "
-        "request, SQLite in WAL mode unless the row says PostgreSQL), metrics. Everything "
+        "rate limits (rpm/tpm far above what the bench reaches: their bookkeeping runs, "
+        "never a 429; in memory, or in Redis where the row says so), routing through a "
+        "catalog file (provider kind `openai`), the ledger (one row per request, SQLite in "
+        "WAL mode unless the row says PostgreSQL), metrics. Everything "
         "(load generator, gateway, upstream) shares this machine's cores, so absolute "
         "numbers move with the machine's load; the comparisons are the point.",
         "",

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import postgres, report, scenarios, wrk
-from bench.procs import fake_upstream, gateway, rss_mb, tree_rss_mb
-from bench.scenarios import Row, Side
+from bench.procs import MachineCpu, fake_upstream, gateway, rss_mb, tree_cpu_s, tree_rss_mb
+from bench.scenarios import WARMUP_S, Row, Side
 from bench.soak import Point, soak
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -25,6 +25,8 @@ CHUNKS = 200
 # The issue's targets: added latency at 1 connection (ms), requests/s at 64 connections.
 ONE_CONNECTION = {"p50": 1.0, "p99": 3.0}
 SIXTY_FOUR = {"rate": 2500}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SCALE_OUT = "PostgreSQL ledger + Redis limits"
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,12 @@ def run(plan: Plan, use_postgres: bool, work: Path) -> tuple[list[Row], list[str
         main = _main_gateway(plan, work, upstream.port, upstream.process.pid)
         rows, notes = main.rows, main.notes
         rows += _workers(plan, work, upstream.port, main)
-        rows += _rate_limits(plan, work, upstream.port, direct)
         if use_postgres:
             rows += _postgres(plan, work, upstream.port, direct)
         else:
-            notes.append("PostgreSQL was not reachable (or --no-postgres): no PostgreSQL rows.")
+            notes.append(
+                "PostgreSQL or Redis was not reachable (or --no-postgres): no PostgreSQL rows."
+            )
     return rows, notes
 
 
@@ -86,42 +89,39 @@ def _main_gateway(plan: Plan, work: Path, upstream_port: int, upstream_pid: int)
 
 
 def _workers(plan: Plan, work: Path, upstream_port: int, main: MainRun) -> list[Row]:
-    """A fresh one-worker gateway, then `--workers 2`, back to back."""
-    results: list[tuple[wrk.WrkResult, float]] = []
+    """A fresh one-worker gateway, then `--workers 2`, back to back; with the CPU time the
+    gateway's processes used, since on a small machine the load generator and the upstream
+    take cores the second worker would need."""
+    results: list[scenarios.WorkersRun] = []
     for workers in (1, 2):
         with gateway(work / f"workers-{workers}", upstream_port, workers=workers) as gw:
-            found = scenarios.throughput(Side(gw.port, gw.app_key), 64, plan.long_s)
-            results.append((found, tree_rss_mb(gw.pid)))
-    (one, one_rss), (two, two_rss) = results
-    return _progress(scenarios.workers_rows(main.direct64, one, two, one_rss, two_rss))
-
-
-def _rate_limits(plan: Plan, work: Path, upstream_port: int, direct: Side) -> list[Row]:
-    with gateway(work / "limits", upstream_port, rate_limits=True) as gw:
-        found, _, _ = scenarios.nonstream(
-            "rate limits on (in-memory, never reached): non-streaming, 64 connections",
-            direct,
-            Side(gw.port, gw.app_key),
-            64,
-            plan.long_s,
-            SIXTY_FOUR,
-        )
-        found.append(
-            Row(found[0].scenario, "gateway RSS after the run, MB", "", f"{rss_mb(gw.pid):.0f}", "")
-        )
-    return _progress(found)
+            side = Side(gw.port, gw.app_key)
+            scenarios.throughput(side, 64, WARMUP_S)
+            cpu_before, machine_before = tree_cpu_s(gw.pid), MachineCpu.now()
+            found = scenarios.throughput(side, 64, plan.long_s, warm_up=False)
+            results.append(
+                scenarios.WorkersRun(
+                    found,
+                    tree_rss_mb(gw.pid),
+                    (tree_cpu_s(gw.pid) - cpu_before) / found.duration_s,
+                    MachineCpu.now().steal_share(machine_before),
+                )
+            )
+    one, two = results
+    return _progress(scenarios.workers_rows(main.direct64, one, two))
 
 
 def _postgres(plan: Plan, work: Path, upstream_port: int, direct: Side) -> list[Row]:
+    """The scale-out set-up: the ledger on PostgreSQL, the rate limits in Redis."""
     rows: list[Row] = []
     with (
         postgres.fresh_database() as url,
-        gateway(work / "postgres", upstream_port, database_url=url) as gw,
+        gateway(work / "postgres", upstream_port, database_url=url, redis_url=REDIS_URL) as gw,
     ):
         side = Side(gw.port, gw.app_key)
         for connections, limits in ((1, ONE_CONNECTION), (64, SIXTY_FOUR)):
             found, _, _ = scenarios.nonstream(
-                f"PostgreSQL ledger: non-streaming, {connections} connection"
+                f"{SCALE_OUT}: non-streaming, {connections} connection"
                 + ("s" if connections > 1 else ""),
                 direct,
                 side,
@@ -130,6 +130,9 @@ def _postgres(plan: Plan, work: Path, upstream_port: int, direct: Side) -> list[
                 limits,
             )
             rows += _progress(found)
+        rows += _progress(
+            scenarios.steady_rate(direct, side, 1000, plan.rate_s, prefix=f"{SCALE_OUT}: ")
+        )
     return rows
 
 
@@ -143,10 +146,6 @@ def _notes(idle_rss: float, points: list[Point], plan: Plan) -> list[str]:
     step = max(1, len(points) // 12)
     series = ", ".join(f"{p.gateway_mb:.0f} ({p.ledger_queue:,})" for p in points[::step])
     return [
-        "Rate limits: the limiter is in the request path, but the bench model has no "
-        'rpm/tpm and the key no spend limit, so except in the rows that say "rate limits '
-        'on" (rpm/tpm set far above what the bench reaches, in-memory limiter) only its '
-        "no-limit check runs. The issue's targets were set before rate limits existed.",
         "Non-streaming rows: `wrk` (1 thread, `bench/post.lua`), each side after a 2 s "
         "warm-up; latency is wrk's, per request. Streaming, fixed-rate and soak rows: "
         "`bench/loadgen.py` (raw asyncio on uvloop); its fixed-rate mode is open-loop "
@@ -174,9 +173,10 @@ def main() -> None:
     if not wrk.available():
         sys.exit("wrk is not installed: `apt-get install -y wrk` (make bench does it)")
     plan = Plan.quick() if args.quick else Plan()
-    use_postgres = not args.no_postgres and postgres.available()
+    use_postgres = not args.no_postgres and postgres.available() and postgres.redis_available()
     machine = report.Machine.probe()
     load_start = report.load()
+    cpu_start = MachineCpu.now()
     print(f"load average at start: {load_start}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as work:
@@ -190,6 +190,7 @@ def main() -> None:
         load_start,
         report.load(),
         (time.monotonic() - started) / 60,
+        MachineCpu.now().steal_share(cpu_start),
     )
     print(text)
     if not args.no_write:

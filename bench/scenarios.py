@@ -80,10 +80,13 @@ def _latency_rows(
 
 
 # -- non-streaming, wrk -------------------------------------------------------------------
-def throughput(side: Side, connections: int, duration_s: float) -> wrk.WrkResult:
-    """wrk after a short warm-up of its own."""
+def throughput(
+    side: Side, connections: int, duration_s: float, warm_up: bool = True
+) -> wrk.WrkResult:
+    """wrk, after a short warm-up of its own unless told otherwise."""
     body = request_body(stream=False)
-    wrk.run_wrk(side.url, body, connections=connections, duration_s=WARMUP_S, auth=side.key)
+    if warm_up:
+        wrk.run_wrk(side.url, body, connections=connections, duration_s=WARMUP_S, auth=side.key)
     return wrk.run_wrk(
         side.url, body, connections=connections, duration_s=duration_s, auth=side.key
     )
@@ -187,8 +190,10 @@ def streaming(direct: Side, gateway: Side, chunks: int) -> list[Row]:
 
 
 # -- fixed rate, own client ---------------------------------------------------------------
-def steady_rate(direct: Side, gateway: Side, rate: float, duration_s: float) -> list[Row]:
-    scenario = f"fixed {rate:,.0f} req/s for {duration_s:g} s"
+def steady_rate(
+    direct: Side, gateway: Side, rate: float, duration_s: float, prefix: str = ""
+) -> list[Row]:
+    scenario = f"{prefix}fixed {rate:,.0f} req/s for {duration_s:g} s"
 
     async def measure(side: Side) -> Sample:
         target = side.target(stream=False)
@@ -217,38 +222,71 @@ def steady_rate(direct: Side, gateway: Side, rate: float, duration_s: float) -> 
 
 
 # -- workers --------------------------------------------------------------------------------
-def workers_rows(
-    direct: wrk.WrkResult, one: wrk.WrkResult, two: wrk.WrkResult, one_rss: float, two_rss: float
-) -> list[Row]:
+@dataclass(frozen=True)
+class WorkersRun:
+    result: wrk.WrkResult
+    rss_mb: float  # all the gateway's processes
+    cpu_cores: float  # CPU seconds the gateway's processes used per second of the run
+    steal: float  # share of the machine's CPU time the hypervisor gave to other guests
+
+    @property
+    def per_core(self) -> float:
+        """Requests per CPU-second of the gateway's own processes."""
+        return self.result.rate / self.cpu_cores if self.cpu_cores else 0.0
+
+
+def workers_rows(direct: wrk.WrkResult, one: WorkersRun, two: WorkersRun) -> list[Row]:
     scenario = "`--workers 2` vs one worker, 64 connections"
+    a, b = one.result, two.result
     return [
         Row(
             scenario,
             "requests/s (direct: upstream; gateway: 1 worker → 2 workers)",
             f"{direct.rate:,.0f}",
-            f"{one.rate:,.0f} → {two.rate:,.0f}",
-            f"{two.rate / one.rate:.2f}×",
-            *min_target(two.rate / one.rate, 1.7, "{:g}× one worker"),
+            f"{a.rate:,.0f} → {b.rate:,.0f}",
+            f"{b.rate / a.rate:.2f}×",
+            *min_target(b.rate / a.rate, 1.7, "{:g}× one worker"),
+        ),
+        Row(
+            scenario,
+            "CPU the gateway's processes used, cores (1 worker → 2 workers)",
+            "",
+            f"{one.cpu_cores:.2f} → {two.cpu_cores:.2f}",
+            f"{two.cpu_cores / one.cpu_cores:.2f}×" if one.cpu_cores else "",
+        ),
+        Row(
+            scenario,
+            "requests per gateway CPU-second (1 worker → 2 workers)",
+            "",
+            f"{one.per_core:,.0f} → {two.per_core:,.0f}",
+            f"{two.per_core / one.per_core:.2f}×" if one.per_core else "",
+        ),
+        Row(
+            scenario,
+            "machine CPU stolen by the hypervisor (1 worker → 2 workers)",
+            "",
+            f"{one.steal:.0%} → {two.steal:.0%}",
+            "",
         ),
         Row(
             scenario,
             "errors (1 worker → 2 workers)",
             str(direct.errors),
-            f"{one.errors} → {two.errors}",
+            f"{a.errors} → {b.errors}",
             "",
         ),
         Row(
             scenario,
             "latency p99, ms (1 worker → 2 workers)",
             f"{direct.p99_ms:.2f}",
-            f"{one.p99_ms:.2f} → {two.p99_ms:.2f}",
+            f"{a.p99_ms:.2f} → {b.p99_ms:.2f}",
             "",
         ),
         Row(
             scenario,
             "RSS of all gateway processes, MB (1 worker → 2 workers + supervisor)",
             "",
-            f"{one_rss:.0f} → {two_rss:.0f}",
+            f"{one.rss_mb:.0f} → {two.rss_mb:.0f}",
             "",
         ),
     ]

@@ -21,6 +21,10 @@ class WrkResult:
     p999_ms: float
     errors: int  # non-2xx answers, socket errors and timeouts
 
+    @property
+    def duration_s(self) -> float:
+        return self.requests / self.rate if self.rate else 0.0
+
 
 def available() -> bool:
     return shutil.which("wrk") is not None
