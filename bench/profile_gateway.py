@@ -28,6 +28,7 @@ from bench.procs import fake_upstream, gateway
 from bench.scenarios import Side, request_body
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -127,6 +128,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--redis", action="store_true", help="rate limits in Redis (127.0.0.1:6379)"
+    )
     args = parser.parse_args()
     if not PY_SPY.exists() or not wrk.available():
         sys.exit(f"needs {PY_SPY} (pip install py-spy) and wrk (apt-get install -y wrk)")
@@ -134,7 +138,7 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="modelyard-profile-") as work,
         fake_upstream(200) as upstream,
-        gateway(Path(work), upstream.port) as gw,
+        gateway(Path(work), upstream.port, redis_url=REDIS_URL if args.redis else None) as gw,
     ):
         side = Side(gw.port, gw.app_key)
         env = {**os.environ, "BENCH_BODY": request_body(False).decode(), "BENCH_AUTH": gw.app_key}

@@ -12,12 +12,10 @@ import logging
 import time
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from modelyard.errors import ServiceUnavailable
 from modelyard.limits.base import Limits, Reservation
 from modelyard.limits.memory import rate_limited
+from modelyard.limits.redis_client import RedisClient, RedisError, Script
 from modelyard.limits.window import BUCKET_MS, WINDOW_MS
 
 log = logging.getLogger(__name__)
@@ -29,7 +27,7 @@ log = logging.getLogger(__name__)
 # bucket}. Each bucket is dropped once, when it leaves the window: a check costs the same
 # however many requests the window holds (the buckets are walked only to tell a refused
 # request how long to wait).
-RESERVE = """
+RESERVE = Script("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local size, window = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -69,16 +67,16 @@ redis.call('PEXPIRE', KEYS[1], window + size)
 redis.call('PEXPIRE', KEYS[2], window + size)
 local oldest = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0)[1])
 return {1, requests + 1, used + tokens, oldest * size + window - now, bucket}
-"""
+""")
 
 # KEYS[1]: the hash above. ARGV: bucket, tokens to add (negative: given back).
-SETTLE = """
+SETTLE = Script("""
 if redis.call('HEXISTS', KEYS[1], 'r:' .. ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[1], ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'T', ARGV[2])
 end
 return 0
-"""
+""")
 
 
 class RedisRateLimiter:
@@ -89,9 +87,7 @@ class RedisRateLimiter:
         failure_policy: str = "open",
         on_failure: Callable[[], None] = lambda: None,
     ) -> None:
-        self._redis = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        self._reserve = self._redis.register_script(RESERVE)
-        self._settle = self._redis.register_script(SETTLE)
+        self._redis = RedisClient(url, timeout_s=1.0)
         self._fail_open = failure_policy == "open"
         self._on_failure = on_failure
         self._last_warning = 0.0
@@ -104,10 +100,10 @@ class RedisRateLimiter:
     async def reserve(self, scope: str, limits: Limits, tokens: int) -> Reservation:
         args = [BUCKET_MS, WINDOW_MS, limits.rpm or 0, limits.tpm or 0, tokens]
         try:
-            admitted, count, used, ms, bucket = await self._reserve(
-                keys=self._keys(scope), args=args
+            admitted, count, used, ms, bucket = await self._redis.evalsha(
+                RESERVE, self._keys(scope), args
             )
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             return self._unavailable(scope, limits, tokens, exc)
         if not admitted:
             raise rate_limited(scope, limits, int(ms) / 1000)
@@ -128,11 +124,12 @@ class RedisRateLimiter:
         if not reservation.id:
             return  # made while Redis was down
         try:
-            await self._settle(
-                keys=self._keys(reservation.scope)[:1],
-                args=[reservation.id, tokens - reservation.tokens],
+            await self._redis.evalsha(
+                SETTLE,
+                self._keys(reservation.scope)[:1],
+                [reservation.id, tokens - reservation.tokens],
             )
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             self._warn(f"could not settle a rate-limit reservation: {exc}")
 
     def _unavailable(
@@ -157,4 +154,4 @@ class RedisRateLimiter:
             log.warning(message)
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.close()
