@@ -8,9 +8,8 @@ that goes away cancels its generation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 
@@ -18,6 +17,7 @@ import msgspec
 from starlette.types import Receive, Scope, Send
 
 from modelyard.api.auth import Caller
+from modelyard.api.event_pump import EventPump, StreamQuiet
 from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
 from modelyard.catalog.pricing import request_cost
 from modelyard.errors import (
@@ -289,48 +289,34 @@ async def _open_stream(
     recorder: GenerationRecorder,
     health: HealthTracker,
     wait_s: float,
-) -> tuple[Route, AsyncGenerator[StreamEvent, None], StreamEvent | None]:
+) -> tuple[Route, EventPump, StreamEvent | None]:
     """Start a stream on the first route that yields an event (or has not failed by `wait_s`).
 
     Until the first event arrives an error is still an ordinary HTTP error and the next
     route is tried; past `wait_s` we commit to this route so keep-alives can flow.
     """
 
-    async def start(route: Route) -> tuple[AsyncGenerator[StreamEvent, None], StreamEvent | None]:
-        events = route.provider.stream(request, route.endpoint)
-        pending = asyncio.ensure_future(anext(events))
+    async def start(route: Route) -> tuple[EventPump, StreamEvent | None]:
+        events = EventPump(route.provider.stream(request, route.endpoint))
         try:
-            done, _ = await asyncio.wait({pending}, timeout=wait_s)
-            if not done:
-                return _prepend_pending(pending, events), None
-            return events, pending.result()
+            first = await events.next(wait_s)
+        except StreamQuiet:
+            return events, None
         except BaseException:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
             await events.aclose()
             raise
+        if first is None:
+            await events.aclose()
+            raise UpstreamError("the provider ended the stream without an answer", retryable=True)
+        return events, first
 
     route, (events, first) = await _first_success(request, routes, recorder, health, start)
     return route, events, first
 
 
-async def _prepend_pending(
-    pending: asyncio.Future[StreamEvent], rest: AsyncGenerator[StreamEvent, None]
-) -> AsyncGenerator[StreamEvent, None]:
-    try:
-        yield await pending
-        async for event in rest:
-            yield event
-    finally:
-        if not pending.done():
-            pending.cancel()
-        await rest.aclose()
-
-
 async def _relay(
     route: Route,
-    events: AsyncGenerator[StreamEvent, None],
+    events: EventPump,
     first: StreamEvent | None,
     writer: ChunkWriter,
     send: Send,
@@ -344,7 +330,11 @@ async def _relay(
         event = first
         while True:
             if event is None:
-                event = await _next_with_keepalive(events, body, keepalive_s)
+                try:
+                    event = await events.next(keepalive_s)
+                except StreamQuiet:
+                    await body(KEEPALIVE)
+                    continue
                 if event is None:
                     raise UpstreamError("the provider ended the stream without finishing it")
             recorder.first_token()
@@ -367,25 +357,6 @@ async def _relay(
         recorder.failed(failure)
         await body(writer.error(failure))
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
-
-
-async def _next_with_keepalive(
-    events: AsyncGenerator[StreamEvent, None],
-    body: Callable[[bytes], Awaitable[None]],
-    keepalive_s: float,
-) -> StreamEvent | None:
-    pending = asyncio.ensure_future(anext(events, None))
-    try:
-        while True:
-            done, _ = await asyncio.wait({pending}, timeout=keepalive_s)
-            if done:
-                return pending.result()
-            await body(KEEPALIVE)
-    except BaseException:
-        pending.cancel()
-        with contextlib.suppress(BaseException):
-            await pending
-        raise
 
 
 def _cost(route: Route, usage: Usage) -> Decimal:
