@@ -70,16 +70,16 @@ def planner(tmp_path: Path) -> tuple[Planner, Clock]:
 
 
 def first(planner: Planner, session: str, **fields: Any) -> str:
-    return planner.plan(request(**fields), session=session)[0].endpoint.provider.id
+    return planner.plan(request(**fields), session=lambda: session)[0].endpoint.provider.id
 
 
 def test_a_served_conversation_sticks_to_its_endpoint_until_idle(
     planner: tuple[Planner, Clock],
 ) -> None:
     plan, clock = planner
-    routes = plan.plan(request(), session="s1")
+    routes = plan.plan(request(), session=lambda: "s1")
     served = next(r for r in routes if r.endpoint.provider.id == "b")
-    plan.served("s1", served)
+    plan.served(lambda: "s1", served)
     assert {first(plan, "s1") for _ in range(50)} == {"b"}
     # Other conversations keep the weighted random spread.
     assert len({first(plan, f"other-{i}") for i in range(50)}) > 1
@@ -90,9 +90,28 @@ def test_a_served_conversation_sticks_to_its_endpoint_until_idle(
 
 def test_endpoints_without_cheap_cache_reads_do_not_stick(planner: tuple[Planner, Clock]) -> None:
     plan, _ = planner
-    routes = plan.plan(request(), session="s2")
-    plan.served("s2", next(r for r in routes if r.endpoint.provider.id == "nocache"))
+    routes = plan.plan(request(), session=lambda: "s2")
+    plan.served(lambda: "s2", next(r for r in routes if r.endpoint.provider.id == "nocache"))
     assert plan.sticky.endpoint_for("s2|t/cached") is None
+
+
+def test_the_conversation_is_hashed_only_where_an_endpoint_caches_prompts(
+    planner: tuple[Planner, Clock],
+) -> None:
+    plan, _ = planner
+    asked: list[str] = []
+
+    def session() -> str:
+        asked.append("asked")
+        return "s3"
+
+    routes = plan.plan(request(), session=session, own_keys=())
+    assert asked, "t/cached has endpoints with cheap cache reads: its routing asks"
+    asked.clear()
+    nocache = next(r for r in routes if r.endpoint.provider.id == "nocache")
+    plan.served(session, nocache)
+    plan.plan(request(provider={"only": ["nocache"]}), session=session)
+    assert asked == []
 
 
 def test_conversation_key_follows_the_first_messages_or_the_session_id() -> None:

@@ -36,7 +36,7 @@ from modelyard.providers.credentials import app_provider_keys
 from modelyard.routing.filters import min_prompt_tokens
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.planner import Route
-from modelyard.routing.sticky import conversation_key
+from modelyard.routing.sticky import Conversation
 from modelyard.schema.chat import ChatRequest, parse_chat_request
 from modelyard.schema.response import (
     DONE,
@@ -101,8 +101,7 @@ class ChatCompletions:
             x_title=header(scope, b"x-title"),
             log_content=gateway.settings.log_content,
         )
-        # Conversations are told apart per app, so one app cannot steer another's routing.
-        session = f"{caller.app_id}|{conversation_key(request, header(scope, b'x-session-id'))}"
+        session = Conversation(caller.app_id, request, header(scope, b"x-session-id"))
         try:
             routes = gateway.planner.plan(
                 request,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from modelyard.catalog import Catalog, Endpoint, Model
@@ -20,7 +20,7 @@ from modelyard.providers.registry import ProviderRegistry
 from modelyard.routing.filters import NO_PREFERENCES, exclusion_reason, min_prompt_tokens
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.ordering import order_endpoints
-from modelyard.routing.sticky import StickySessions
+from modelyard.routing.sticky import StickySessions, caches_cheaply
 from modelyard.schema.chat import ChatRequest, FilePart, ImagePart, UserMessage
 
 
@@ -61,12 +61,13 @@ class Planner:
         *,
         zdr_key: bool = False,
         own_keys: Collection[str] = (),
-        session: str | None = None,
+        session: Callable[[], str] | None = None,
     ) -> list[Route]:
         """Routes to try in order: the model asked for, then each `models` fallback.
 
         `allowed_models` (None: any) is what the caller's key may use: the model asked for
-        must be among them (403); fallbacks outside them are skipped.
+        must be among them (403); fallbacks outside them are skipped. `session` gives the
+        conversation's key, asked for only if an endpoint that caches prompts is in play.
         """
         names = request.model_names()
         models = [self.resolve(names[0])]
@@ -96,7 +97,7 @@ class Planner:
                     excluded[f"{model.id} via {endpoint.provider.id}"] = reason
             ordered = order_endpoints(eligible, prefs, self.health, self._rng)
             if session is not None and not (prefs.order or prefs.sort):
-                ordered = self._stick(ordered, f"{session}|{model.id}")
+                ordered = self._stick(ordered, session, model)
             for endpoint in ordered:
                 provider = self._registry.get(endpoint.provider.kind)
                 assert provider is not None  # checked by _exclusion
@@ -109,15 +110,19 @@ class Planner:
             )
         return routes
 
-    def _stick(self, ordered: list[Endpoint], key: str) -> list[Endpoint]:
+    def _stick(
+        self, ordered: list[Endpoint], session: Callable[[], str], model: Model
+    ) -> list[Endpoint]:
         """Put the endpoint holding this conversation's cache first, if it is eligible."""
-        sticky = self.sticky.endpoint_for(key)
+        if not any(caches_cheaply(ep) for ep in ordered):
+            return ordered  # no endpoint here is ever remembered
+        sticky = self.sticky.endpoint_for(f"{session()}|{model.id}")
         first = next((ep for ep in ordered if ep.id == sticky), None)
         return ordered if first is None else [first, *(ep for ep in ordered if ep is not first)]
 
-    def served(self, session: str | None, route: Route) -> None:
-        if session is not None:
-            self.sticky.remember(f"{session}|{route.model.id}", route.endpoint)
+    def served(self, session: Callable[[], str] | None, route: Route) -> None:
+        if session is not None and caches_cheaply(route.endpoint):
+            self.sticky.remember(f"{session()}|{route.model.id}", route.endpoint)
 
     def _exclusion(
         self, endpoint: Endpoint, request: ChatRequest, zdr_key: bool, own_keys: Collection[str]

@@ -37,6 +37,26 @@ def conversation_key(request: ChatRequest, header_session: str | None) -> str:
     return "h:" + digest.hexdigest()[:32]
 
 
+class Conversation:
+    """The key of the conversation a request belongs to (per app, so one app cannot steer
+    another's routing), worked out on first use: hashing the first messages is wasted on
+    a model none of whose endpoints keeps a prompt cache."""
+
+    __slots__ = ("_app_id", "_header_session", "_key", "_request")
+
+    def __init__(self, app_id: str | None, request: ChatRequest, header_session: str | None):
+        self._app_id = app_id
+        self._request = request
+        self._header_session = header_session
+        self._key: str | None = None
+
+    def __call__(self) -> str:
+        if self._key is None:
+            found = conversation_key(self._request, self._header_session)
+            self._key = f"{self._app_id}|{found}"
+        return self._key
+
+
 def caches_cheaply(endpoint: Endpoint) -> bool:
     price = endpoint.price
     return price.cache_read is not None and price.cache_read < price.prompt
