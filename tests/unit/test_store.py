@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from modelyard.errors import Conflict, NotFound
 from modelyard.store import Attempt, Generation, Store, UsageRow, database_url
+from modelyard.store.bulk import SQLITE_CHUNKS, chunk_sizes
 from modelyard.store.tables import metadata
 
 # The fixtures (and the engines they open) live on the session loop; so must the tests.
@@ -390,6 +391,16 @@ async def test_a_nul_character_in_a_text_field_cannot_wedge_the_ledger(store: St
     assert got is not None
     assert (got.error, got.x_title, got.prompt_text) == ("bad\ufffdbyte", "a\ufffdb", "\ufffd")
     assert await store.count_generations() == 2
+
+
+def test_sqlite_batches_are_cut_into_statements_of_a_few_cached_sizes() -> None:
+    assert chunk_sizes(0) == []
+    assert chunk_sizes(5) == [4, 1]
+    assert chunk_sizes(500) == [256, 64, 64, 64, 16, 16, 16, 4]
+    for count in range(0, 1200, 7):
+        sizes = chunk_sizes(count)
+        assert sum(sizes) == count and set(sizes) <= set(SQLITE_CHUNKS)
+        assert sizes == sorted(sizes, reverse=True) and len(sizes) <= 3 * len(SQLITE_CHUNKS) + 5
 
 
 @on_session_loop

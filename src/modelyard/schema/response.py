@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,9 @@ from modelyard.providers.base import Completion, Delta, TokenLogprob, Usage
 
 
 def generation_id() -> str:
-    return "gen-" + secrets.token_hex(12)
+    """`gen-<unix seconds>-<80 random bits>`, as OpenRouter's: ids sort by time, so the
+    ledger's primary-key index grows at its end instead of taking random inserts."""
+    return f"gen-{int(time.time())}-{secrets.token_hex(10)}"
 
 
 def usage_body(usage: Usage, cost: Decimal) -> dict[str, Any]:
