@@ -45,7 +45,7 @@ class Plan:
 
 def run(plan: Plan, use_postgres: bool, work: Path) -> tuple[list[Row], list[str]]:
     with fake_upstream(CHUNKS) as upstream:
-        direct = Side(upstream.port)
+        direct = Side(upstream.port, pid=upstream.process.pid)
         main = _main_gateway(plan, work, upstream.port, upstream.process.pid)
         rows, notes = main.rows, main.notes
         rows += _workers(plan, work, upstream.port, main)
@@ -67,10 +67,10 @@ class MainRun:
 
 def _main_gateway(plan: Plan, work: Path, upstream_port: int, upstream_pid: int) -> MainRun:
     """One worker, SQLite: every scenario on one gateway, the soak last."""
-    direct = Side(upstream_port)
+    direct = Side(upstream_port, pid=upstream_pid)
     rows: list[Row] = []
     with gateway(work / "sqlite", upstream_port) as gw:
-        side = Side(gw.port, gw.app_key)
+        side = Side(gw.port, gw.app_key, gw.pid)
         idle_rss = rss_mb(gw.pid)
         print(f"gateway pid {gw.pid}: {idle_rss:.0f} MB at start; upstream port {upstream_port}")
         found, _, _ = scenarios.nonstream(
@@ -118,7 +118,7 @@ def _postgres(plan: Plan, work: Path, upstream_port: int, direct: Side) -> list[
         postgres.fresh_database() as url,
         gateway(work / "postgres", upstream_port, database_url=url, redis_url=REDIS_URL) as gw,
     ):
-        side = Side(gw.port, gw.app_key)
+        side = Side(gw.port, gw.app_key, gw.pid)
         for connections, limits in ((1, ONE_CONNECTION), (64, SIXTY_FOUR)):
             found, _, _ = scenarios.nonstream(
                 f"{SCALE_OUT}: non-streaming, {connections} connection"

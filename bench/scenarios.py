@@ -12,7 +12,7 @@ import uvloop
 from bench import wrk
 from bench.httpclient import Target, post_request
 from bench.loadgen import Sample, closed_loop, fixed_rate, percentile
-from bench.procs import MODEL
+from bench.procs import MODEL, tree_cpu_s
 
 PATH = "/v1/chat/completions"
 WARMUP_S = 2.0
@@ -35,6 +35,7 @@ class Side:
 
     port: int
     key: str | None = None
+    pid: int | None = None  # the server's process (its children too), for its CPU time
 
     @property
     def url(self) -> str:
@@ -102,8 +103,8 @@ def nonstream(
 ) -> tuple[list[Row], wrk.WrkResult, wrk.WrkResult]:
     """req/s and latency p50/p99 with wrk. `limits`: "rate" (min req/s), "p50"/"p99" (max
     added ms). Returns the rows and the direct and gateway results."""
-    d = throughput(direct, connections, duration_s)
-    g = throughput(gateway, connections, duration_s)
+    d, d_cpu = _measured(direct, connections, duration_s)
+    g, g_cpu = _measured(gateway, connections, duration_s)
     rows = [
         Row(
             scenario,
@@ -126,7 +127,30 @@ def nonstream(
             )
         )
     rows.append(Row(scenario, "errors", str(d.errors), str(g.errors), ""))
+    if d_cpu is not None and g_cpu is not None:
+        rows.append(
+            Row(
+                scenario,
+                "server CPU per request, µs (all its threads)",
+                f"{d_cpu:.0f}",
+                f"{g_cpu:.0f}",
+                f"{g_cpu / d_cpu:.0f}×" if d_cpu else "",
+            )
+        )
     return rows, d, g
+
+
+def _measured(
+    side: Side, connections: int, duration_s: float
+) -> tuple[wrk.WrkResult, float | None]:
+    """wrk after a warm-up, and the CPU time the server spent per request meanwhile (µs):
+    it moves less than requests/s when other guests take the machine's cores."""
+    throughput(side, connections, WARMUP_S, warm_up=False)
+    before = tree_cpu_s(side.pid) if side.pid else 0.0
+    result = throughput(side, connections, duration_s, warm_up=False)
+    if side.pid is None or not result.requests:
+        return result, None
+    return result, (tree_cpu_s(side.pid) - before) / result.requests * 1e6
 
 
 def min_target(value: float, limit: float | None, text: str) -> tuple[str, bool | None]:
