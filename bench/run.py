@@ -33,14 +33,14 @@ SCALE_OUT = "PostgreSQL ledger + Redis limits"
 class Plan:
     """How long each scenario runs."""
 
-    short_s: float = 8  # non-streaming, 1 connection
-    long_s: float = 10  # non-streaming, 64 connections
+    short_s: float = 9  # non-streaming, 1 connection (per side, over all rounds)
+    long_s: float = 12  # non-streaming, 64 connections
     rate_s: float = 30  # the fixed-rate scenario
     soak_requests: int = 200_000
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(short_s=2, long_s=2, rate_s=3, soak_requests=5_000)
+        return cls(short_s=3, long_s=3, rate_s=3, soak_requests=5_000)
 
 
 def run(plan: Plan, use_postgres: bool, work: Path) -> tuple[list[Row], list[str]]:
@@ -89,26 +89,38 @@ def _main_gateway(plan: Plan, work: Path, upstream_port: int, upstream_pid: int)
 
 
 def _workers(plan: Plan, work: Path, upstream_port: int, main: MainRun) -> list[Row]:
-    """A fresh one-worker gateway, then `--workers 2`, back to back; with the CPU time the
-    gateway's processes used, since on a small machine the load generator and the upstream
-    take cores the second worker would need."""
-    results: list[scenarios.WorkersRun] = []
-    for workers in (1, 2):
-        with gateway(work / f"workers-{workers}", upstream_port, workers=workers) as gw:
-            side = Side(gw.port, gw.app_key)
-            scenarios.throughput(side, 64, WARMUP_S)
-            cpu_before, machine_before = tree_cpu_s(gw.pid), MachineCpu.now()
-            found = scenarios.throughput(side, 64, plan.long_s, warm_up=False)
-            results.append(
-                scenarios.WorkersRun(
-                    found,
-                    tree_rss_mb(gw.pid),
-                    (tree_cpu_s(gw.pid) - cpu_before) / found.duration_s,
-                    MachineCpu.now().steal_share(machine_before),
+    """A fresh one-worker gateway and a `--workers 2` one, side by side, measured in
+    alternating rounds; with the CPU time the gateway's processes used, since on a small
+    machine the load generator and the upstream take cores the second worker would need."""
+    runs: dict[int, list[scenarios.WorkersRun]] = {1: [], 2: []}
+    with (
+        gateway(work / "workers-1", upstream_port, workers=1) as one,
+        gateway(work / "workers-2", upstream_port, workers=2) as two,
+    ):
+        gateways = {1: one, 2: two}
+        for gw in gateways.values():
+            scenarios.throughput(Side(gw.port, gw.app_key), 64, WARMUP_S, warm_up=False)
+        for round_ in range(scenarios.ROUNDS):
+            for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
+                gw = gateways[workers]
+                side = Side(gw.port, gw.app_key)
+                cpu_before, machine_before = tree_cpu_s(gw.pid), MachineCpu.now()
+                found = scenarios.throughput(
+                    side, 64, plan.long_s / scenarios.ROUNDS, warm_up=False
                 )
-            )
-    one, two = results
-    return _progress(scenarios.workers_rows(main.direct64, one, two))
+                runs[workers].append(
+                    scenarios.WorkersRun(
+                        found,
+                        tree_rss_mb(gw.pid),
+                        (tree_cpu_s(gw.pid) - cpu_before) / found.duration_s,
+                        MachineCpu.now().steal_share(machine_before),
+                    )
+                )
+    return _progress(
+        scenarios.workers_rows(
+            main.direct64, scenarios.median_run(runs[1]), scenarios.median_run(runs[2])
+        )
+    )
 
 
 def _postgres(plan: Plan, work: Path, upstream_port: int, direct: Side) -> list[Row]:
@@ -154,13 +166,16 @@ def _notes(idle_rss: float, points: list[Point], plan: Plan) -> list[str]:
         f"Gateway RSS right after start, idle: {idle_rss:.0f} MB (no embedded model: "
         "`MODELYARD_LOAD_LOCAL=0`). The soak runs last on the same, already warm gateway; "
         f"its RSS in MB (ledger queue in rows) every {step * 0.5:g} s: {series}.",
-        "`--workers 2` is compared with a fresh one-worker gateway started just before it. "
+        "`--workers 2` is compared with a fresh one-worker gateway running beside it, in "
+        "alternating rounds (medians). "
         "Its RSS is uvicorn's supervisor plus two workers, each a full gateway on the same "
         "SQLite ledger. With the embedded model each worker holds its own copy: checked by "
         "hand, `--workers 2` on the built-in model had two workers of ~580 MB RSS each and "
         "a 156 MB supervisor (it loads and unloads the model once while it prepares).",
         f"Durations: 1-connection {plan.short_s:g} s and 64-connection {plan.long_s:g} s "
-        "per side; streaming TTFC over 400 sequential streams, chunks/s over 8 s.",
+        f"per side, in {scenarios.ROUNDS} rounds that alternate direct and gateway (each "
+        "figure is the median of the rounds; requests and errors are totals); streaming "
+        "TTFC over 400 sequential streams, chunks/s over 8 s.",
     ]
 
 

@@ -3,6 +3,7 @@ front of it, in the same run and back to back, and returns rows for the results 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from bench.procs import MODEL, tree_cpu_s
 
 PATH = "/v1/chat/completions"
 WARMUP_S = 2.0
+ROUNDS = 3  # alternating direct / gateway runs per non-streaming scenario
 
 
 def request_body(stream: bool) -> bytes:
@@ -102,9 +104,20 @@ def nonstream(
     limits: Mapping[str, float],
 ) -> tuple[list[Row], wrk.WrkResult, wrk.WrkResult]:
     """req/s and latency p50/p99 with wrk. `limits`: "rate" (min req/s), "p50"/"p99" (max
-    added ms). Returns the rows and the direct and gateway results."""
-    d, d_cpu = _measured(direct, connections, duration_s)
-    g, g_cpu = _measured(gateway, connections, duration_s)
+    added ms). Returns the rows and the direct and gateway results.
+
+    The time is split into ROUNDS that alternate direct and gateway, and each figure is
+    the median over the rounds, so a burst of load from other guests on this machine
+    falls on one round of one side rather than on a whole side."""
+    runs: dict[str, list[tuple[wrk.WrkResult, float | None]]] = {"direct": [], "gateway": []}
+    for round_ in range(ROUNDS):
+        sides = [("direct", direct), ("gateway", gateway)]
+        for name, side in sides if round_ % 2 == 0 else reversed(sides):
+            runs[name].append(
+                _measured(side, connections, duration_s / ROUNDS, warm_up=round_ == 0)
+            )
+    d, d_cpu = _median_run(runs["direct"])
+    g, g_cpu = _median_run(runs["gateway"])
     rows = [
         Row(
             scenario,
@@ -140,12 +153,31 @@ def nonstream(
     return rows, d, g
 
 
-def _measured(
-    side: Side, connections: int, duration_s: float
+def _median_run(
+    runs: list[tuple[wrk.WrkResult, float | None]],
 ) -> tuple[wrk.WrkResult, float | None]:
-    """wrk after a warm-up, and the CPU time the server spent per request meanwhile (µs):
+    results = [result for result, _ in runs]
+    cpus = [cpu for _, cpu in runs if cpu is not None]
+    return (
+        wrk.WrkResult(
+            requests=sum(r.requests for r in results),
+            rate=statistics.median(r.rate for r in results),
+            p50_ms=statistics.median(r.p50_ms for r in results),
+            p99_ms=statistics.median(r.p99_ms for r in results),
+            p999_ms=statistics.median(r.p999_ms for r in results),
+            errors=sum(r.errors for r in results),
+        ),
+        statistics.median(cpus) if cpus else None,
+    )
+
+
+def _measured(
+    side: Side, connections: int, duration_s: float, warm_up: bool
+) -> tuple[wrk.WrkResult, float | None]:
+    """wrk (after a warm-up if asked), and the CPU time the server spent per request meanwhile (µs):
     it moves less than requests/s when other guests take the machine's cores."""
-    throughput(side, connections, WARMUP_S, warm_up=False)
+    if warm_up:
+        throughput(side, connections, WARMUP_S, warm_up=False)
     before = tree_cpu_s(side.pid) if side.pid else 0.0
     result = throughput(side, connections, duration_s, warm_up=False)
     if side.pid is None or not result.requests:
@@ -257,6 +289,17 @@ class WorkersRun:
     def per_core(self) -> float:
         """Requests per CPU-second of the gateway's own processes."""
         return self.result.rate / self.cpu_cores if self.cpu_cores else 0.0
+
+
+def median_run(runs: list[WorkersRun]) -> WorkersRun:
+    """The median of each figure over the rounds (errors: the total)."""
+    result, _ = _median_run([(run.result, None) for run in runs])
+    return WorkersRun(
+        result,
+        statistics.median(run.rss_mb for run in runs),
+        statistics.median(run.cpu_cores for run in runs),
+        statistics.median(run.steal for run in runs),
+    )
 
 
 def workers_rows(direct: wrk.WrkResult, one: WorkersRun, two: WorkersRun) -> list[Row]:

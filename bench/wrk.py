@@ -44,7 +44,7 @@ def run_wrk(
         "wrk",
         f"-t{min(threads, connections)}",
         f"-c{connections}",
-        f"-d{duration_s:g}s",
+        f"-d{max(1, round(duration_s))}s",  # wrk takes whole seconds
         "--timeout",
         "5s",
         "-s",
