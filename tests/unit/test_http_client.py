@@ -24,6 +24,7 @@ from modelyard.providers.http_client import (
     HttpClient,
     Target,
 )
+from tests.e2e.server import free_port
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
@@ -195,10 +196,7 @@ async def test_a_server_that_hangs_up_unanswered_is_connect_failed() -> None:
 
 
 async def test_refused_connections_and_bad_urls_and_headers() -> None:
-    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = probe.sockets[0].getsockname()[1]
-    probe.close()
-    await probe.wait_closed()
+    port = free_port()  # nobody listens there
     client = HttpClient()
     with pytest.raises(ConnectFailed, match="cannot connect"):
         await post(client, f"http://127.0.0.1:{port}/x")

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from modelyard.limits.redis_client import RedisClient, RedisError, RedisReplyError, Script
+from tests.e2e.server import free_port
 
 REDIS = "redis://127.0.0.1:6379/0"
 ECHO = Script("return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}")
@@ -119,10 +120,7 @@ async def test_a_garbled_reply_fails_the_call_instead_of_misreading_it() -> None
 
 
 async def test_unreachable_redis_is_a_redis_error() -> None:
-    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = probe.sockets[0].getsockname()[1]
-    probe.close()
-    await probe.wait_closed()
+    port = free_port()  # nobody listens there
     client = RedisClient(f"redis://127.0.0.1:{port}")
     with pytest.raises(RedisError, match="cannot connect"):
         await client.call("PING")
