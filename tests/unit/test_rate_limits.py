@@ -130,6 +130,27 @@ async def test_redis_settle_gives_tokens_back() -> None:
         await limiter.close()
 
 
+async def evalsha_calls(limiter: RedisRateLimiter) -> int:
+    stats = (await limiter._redis.call("INFO", "commandstats")).decode()
+    line = next(ln for ln in stats.splitlines() if ln.startswith("cmdstat_evalsha:"))
+    return int(line.split("calls=")[1].split(",")[0])
+
+
+async def test_redis_settlements_of_one_loop_turn_go_in_one_call() -> None:
+    limiter = RedisRateLimiter(REDIS)
+    try:
+        name, limits = scope(), Limits(rpm=None, tpm=100_000)
+        reservations = await asyncio.gather(
+            *(limiter.reserve(name, limits, 100) for _ in range(50))
+        )
+        before = await evalsha_calls(limiter)
+        await asyncio.gather(*(limiter.settle(r, 10) for r in reservations))
+        assert await evalsha_calls(limiter) - before == 1
+        assert int(await limiter._redis.call("HGET", RedisRateLimiter._keys(name)[0], "T")) == 500
+    finally:
+        await limiter.close()
+
+
 async def test_redis_keeps_counters_per_bucket_not_one_entry_per_request() -> None:
     limiter = RedisRateLimiter(REDIS)
     try:

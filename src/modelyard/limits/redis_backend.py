@@ -8,6 +8,7 @@ serves the request unlimited, "closed" answers 503. Either way a log line and a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -69,11 +70,13 @@ local oldest = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0)[1])
 return {1, requests + 1, used + tokens, oldest * size + window - now, bucket}
 """)
 
-# KEYS[1]: the hash above. ARGV: bucket, tokens to add (negative: given back).
+# KEYS[1]: the hash above. ARGV: bucket, tokens to add (negative: given back), repeated.
 SETTLE = Script("""
-if redis.call('HEXISTS', KEYS[1], 'r:' .. ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[1], ARGV[2])
-  redis.call('HINCRBY', KEYS[1], 'T', ARGV[2])
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], 'r:' .. ARGV[i]) == 1 then
+    redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[i], ARGV[i + 1])
+    redis.call('HINCRBY', KEYS[1], 'T', ARGV[i + 1])
+  end
 end
 return 0
 """)
@@ -88,6 +91,9 @@ class RedisRateLimiter:
         on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._redis = RedisClient(url, timeout_s=1.0)
+        # Settlements made in one turn of the event loop go in one script call per scope.
+        self._unsettled: dict[str, dict[str, int]] = {}  # scope -> bucket -> tokens
+        self._settling: asyncio.Task[None] | None = None
         self._fail_open = failure_policy == "open"
         self._on_failure = on_failure
         self._last_warning = 0.0
@@ -121,16 +127,31 @@ class RedisRateLimiter:
         )
 
     async def settle(self, reservation: Reservation, tokens: int) -> None:
-        if not reservation.id:
-            return  # made while Redis was down
-        try:
-            await self._redis.evalsha(
-                SETTLE,
-                self._keys(reservation.scope)[:1],
-                [reservation.id, tokens - reservation.tokens],
+        """Returns once Redis has the settlement (with the others of this loop turn)."""
+        delta = tokens - reservation.tokens
+        if not reservation.id or not delta:
+            return  # made while Redis was down, or nothing to correct
+        buckets = self._unsettled.setdefault(reservation.scope, {})
+        buckets[reservation.id] = buckets.get(reservation.id, 0) + delta
+        if self._settling is None:
+            # Starts on the next loop turn, by when this turn's settlements have joined.
+            self._settling = asyncio.ensure_future(self._send_settlements())
+        await asyncio.shield(self._settling)
+
+    async def _send_settlements(self) -> None:
+        unsettled, self._unsettled = self._unsettled, {}
+        self._settling = None
+        calls = [
+            self._redis.evalsha(
+                SETTLE, self._keys(scope)[:1], [v for pair in buckets.items() for v in pair]
             )
-        except RedisError as exc:
-            self._warn(f"could not settle a rate-limit reservation: {exc}")
+            for scope, buckets in unsettled.items()
+        ]
+        for outcome in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(outcome, RedisError):
+                self._warn(f"could not settle rate-limit reservations: {outcome}")
+            elif isinstance(outcome, BaseException):
+                raise outcome
 
     def _unavailable(
         self, scope: str, limits: Limits, tokens: int, exc: BaseException
@@ -154,4 +175,6 @@ class RedisRateLimiter:
             log.warning(message)
 
     async def close(self) -> None:
+        if self._settling is not None:
+            await self._settling
         await self._redis.close()
