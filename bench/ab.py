@@ -23,10 +23,8 @@ from pathlib import Path
 import uvloop
 
 from bench.loadgen import closed_loop, percentile
-from bench.procs import fake_upstream, gateway, tree_cpu_s
+from bench.procs import REDIS_URL, fake_upstream, gateway, tree_cpu_s
 from bench.scenarios import Side, throughput
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import modelyard
 from bench import wrk
-from bench.procs import fake_upstream, gateway
+from bench.procs import REDIS_URL, fake_upstream, gateway
 from bench.scenarios import Side, request_body
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import postgres, report, scenarios, wrk
-from bench.procs import MachineCpu, fake_upstream, gateway, rss_mb, tree_cpu_s, tree_rss_mb
+from bench.procs import (
+    REDIS_URL,
+    MachineCpu,
+    fake_upstream,
+    gateway,
+    rss_mb,
+    tree_cpu_s,
+    tree_rss_mb,
+)
 from bench.scenarios import WARMUP_S, Row, Side
 from bench.soak import Point, soak
 
@@ -25,7 +33,6 @@ CHUNKS = 200
 # The targets: added latency at 1 connection (ms), requests/s at 64 connections.
 ONE_CONNECTION = {"p50": 1.0, "p99": 3.0}
 SIXTY_FOUR = {"rate": 2500}
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SCALE_OUT = "PostgreSQL ledger + Redis limits"
 
 

@@ -94,9 +94,9 @@ class UpstreamHttp:
 
         The deadlines apply to each wait inside, not across a `yield`: whichever task
         takes the next event, the timeout interrupts that wait only."""
-        loop = asyncio.get_running_loop()
-        total_at = loop.time() + spec.total_timeout_s
-        first_at = min(loop.time() + spec.first_token_timeout_s, total_at)
+        now = asyncio.get_running_loop().time()
+        total_at = now + spec.total_timeout_s
+        first_at = min(now + spec.first_token_timeout_s, total_at)
         first = True
         try:
             async with asyncio.timeout_at(first_at):

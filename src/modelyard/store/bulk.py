@@ -55,8 +55,8 @@ def open_sink(engine: AsyncEngine) -> GenerationSink:
 
 
 def _clean(value: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL (one would fail its batch forever); SQLite's JSON
-    # functions cut text there. Both databases get U+FFFD instead.
+    # PostgreSQL text cannot hold NUL: one would fail its batch, and every retry of it,
+    # forever. Both databases get U+FFFD instead, so they keep the same text.
     return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
@@ -76,8 +76,6 @@ def _attempts(row: Generation) -> list[dict[str, Any]]:
 # Statement sizes, largest first: a batch of n rows is cut into at most a few of each.
 SQLITE_CHUNKS = (256, 64, 16, 4, 1)
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(COLUMNS)) + ")"
-
-
 _SQLITE_INSERTS = {
     size: f"INSERT INTO generations ({_COLUMN_LIST}) VALUES "
     + ", ".join([_ROW_PLACEHOLDERS] * size)

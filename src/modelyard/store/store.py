@@ -289,7 +289,7 @@ class Store:
     # -- ledger ----------------------------------------------------------------------------
 
     async def insert_generations(self, rows: Sequence[Generation]) -> None:
-        """All the rows in one statement (store/bulk.py says why), in one transaction."""
+        """All the rows in one transaction of a few statements (store/bulk.py says why)."""
         await self._generations.insert(rows)
 
     async def get_generation(self, generation_id: str) -> Generation | None:
