@@ -21,7 +21,7 @@ from rich.table import Table
 
 from modelyard.catalog import CatalogError
 from modelyard.cli_client import AdminClient, CliError
-from modelyard.config import Settings
+from modelyard.config import ADMIN_KEY_FILE, Settings
 from modelyard.secret_box import SecretBoxError
 
 if TYPE_CHECKING:
@@ -37,17 +37,35 @@ def _commands() -> None:
     """modelyard: an OpenAI-compatible model gateway. `modelyard serve` starts it."""
 
 
-def _banner(settings: Settings, admin_key: str, app_key: str | None) -> None:
+def _banner(gateway: Gateway) -> None:
+    """Where to reach the gateway and how to call it. A key is shown in full only by the
+    start that made it (log collectors keep what is printed); later starts say where it is."""
+    from modelyard.gateway import BOOTSTRAP_KEY_FILE
+
+    settings = gateway.settings
     url = settings.base_url
-    where = settings.data_dir / "admin_key"
     console.print(
         f"\n[bold green]modelyard[/] is serving at [bold]{url}[/] (OpenAI base URL: {url}/v1)"
     )
-    console.print(
-        f"Admin key (CLI and /admin): [bold]{admin_key}[/]"
-        f"  (kept in {where} unless MODELYARD_ADMIN_KEY is set)"
-    )
-    if app_key is None:
+    admin_file = settings.data_dir / ADMIN_KEY_FILE
+    if gateway.admin_key_created:
+        admin = f"[bold]{gateway.admin_key}[/]  (shown once; kept in {admin_file})"
+    elif settings.admin_key:
+        admin = "from MODELYARD_ADMIN_KEY"
+    else:
+        admin = f"kept in {admin_file}"
+    console.print(f"Admin key (CLI and /admin): {admin}", highlight=False)
+    key_file = settings.data_dir / BOOTSTRAP_KEY_FILE
+    if gateway.bootstrap_key is not None:
+        bearer = gateway.bootstrap_key
+        console.print(
+            f"Key of the app 'default' (INFERENCE_KEY), shown once; kept in {key_file}. Try it:\n",
+            highlight=False,
+        )
+    elif key_file.is_file():
+        bearer = f"$(cat {shlex.quote(str(key_file))})"
+        console.print(f"Key of the app 'default' is kept in {key_file}. Try it:\n", highlight=False)
+    else:
         console.print(
             "Create an app and a key: modelyard apps:create my-app && "
             "modelyard models:create google/gemma-3-270m -a my-app"
@@ -58,10 +76,9 @@ def _banner(settings: Settings, admin_key: str, app_key: str | None) -> None:
         '"messages": [{"role": "user", "content": "Say hello"}]}'
     )
     curl = (
-        f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {app_key}' "
+        f'curl {url}/v1/chat/completions -H "Authorization: Bearer {bearer}" '
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
-    console.print("Key of the app 'default' (INFERENCE_KEY). Try it:\n")
     print(curl, flush=True)
     print(flush=True)
 
@@ -112,7 +129,7 @@ def serve(
     asgi = build_app(
         settings,
         gateway,
-        on_started=lambda: _banner(settings, gateway.admin_key, gateway.bootstrap_key),
+        on_started=lambda: _banner(gateway),
     )
     uvicorn.run(asgi, **uvicorn_options)
 
@@ -134,7 +151,7 @@ def _serve_workers(
     )
     if settings.catalog_file is not None:
         os.environ["MODELYARD_CATALOG"] = str(settings.catalog_file.resolve())
-    _banner(settings, gateway.admin_key, gateway.bootstrap_key)
+    _banner(gateway)
     console.print(f"Starting {workers} workers (each with its own copy of the embedded model)")
     uvicorn.run("modelyard.app:create_app", factory=True, workers=workers, **uvicorn_options)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ADMIN_KEY_FILE = "admin_key"
 ADMIN_KEY_PREFIX = "my-admin-"
@@ -40,6 +42,8 @@ class Settings:
     load_local_models: bool = True
     # Create an app "default" with the embedded model attached on the first start.
     bootstrap_app: bool = True
+    # How long an admin's browser session lasts after signing in.
+    admin_session_ttl_s: float = 12 * 3600
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -82,6 +86,8 @@ class Settings:
             values["secret_key"] = env["MODELYARD_SECRET_KEY"]
         if "MODELYARD_PUBLIC_URL" in env:
             values["public_url"] = env["MODELYARD_PUBLIC_URL"]
+        if "MODELYARD_ADMIN_SESSION_TTL_S" in env:
+            values["admin_session_ttl_s"] = float(env["MODELYARD_ADMIN_SESSION_TTL_S"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -90,17 +96,38 @@ class Settings:
         return self.public_url or f"http://{self.host}:{self.port}"
 
 
-def ensure_admin_key(settings: Settings) -> str:
+class AdminKey(NamedTuple):
+    value: str
+    # Made on this start: the one start whose banner may show it in full.
+    created: bool
+
+
+def ensure_data_dir(path: Path) -> None:
+    """The data dir holds key hashes, sealed provider keys and the ledger: the operator's only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # A dir owned by someone else (a mounted volume) keeps its mode; the files stay 0600.
+    with contextlib.suppress(PermissionError):
+        path.chmod(0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that is 0600 from its first byte (not chmod-ed after being readable)."""
+    ensure_data_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+
+
+def ensure_admin_key(settings: Settings) -> AdminKey:
     """The admin key: from the settings, else the one kept in the data dir, else a new one."""
     if settings.admin_key:
-        return settings.admin_key
+        return AdminKey(settings.admin_key, created=False)
     path = settings.data_dir / ADMIN_KEY_FILE
     if path.is_file():
         key = path.read_text().strip()
         if key:
-            return key
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+            return AdminKey(key, created=False)
     key = ADMIN_KEY_PREFIX + secrets.token_urlsafe(32)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
-    return key
+    write_private(path, key + "\n")
+    return AdminKey(key, created=True)

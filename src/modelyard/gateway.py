@@ -8,7 +8,7 @@ from pathlib import Path
 
 from modelyard.api.auth import Authenticator
 from modelyard.catalog import Catalog, load_catalog
-from modelyard.config import Settings, ensure_admin_key
+from modelyard.config import Settings, ensure_admin_key, ensure_data_dir, write_private
 from modelyard.errors import Conflict
 from modelyard.ledger.writer import LedgerWriter
 from modelyard.limits.base import RateLimiter
@@ -65,18 +65,22 @@ class Gateway:
     _limiter: RateLimiter | None = None
     _budget: BudgetGuard | None = None
     _stats: Stats | None = None
+    # Made by this start: the banner shows a key in full only on the start that made it.
+    admin_key_created: bool = False
     bootstrap_key: str | None = field(default=None)
 
     @classmethod
     def create(cls, settings: Settings, providers: ProviderRegistry | None = None) -> Gateway:
         catalog = load_catalog(settings.catalog_file)
         registry = providers or builtin_registry(load_local=settings.load_local_models)
+        admin_key = ensure_admin_key(settings)
         return cls(
             settings=settings,
             catalog=catalog,
             providers=registry,
             planner=Planner(catalog, registry),
-            admin_key=ensure_admin_key(settings),
+            admin_key=admin_key.value,
+            admin_key_created=admin_key.created,
             _box=SecretBox(settings.secret_key) if settings.secret_key else None,
         )
 
@@ -123,7 +127,7 @@ class Gateway:
 
     async def start(self) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_data_dir(settings.data_dir)
         self._store = await Store.open(database_url(settings.data_dir, settings.database_url))
         self._ledger = LedgerWriter(
             self._store.insert_generations, max_delay_s=settings.ledger_batch_delay_s
@@ -155,10 +159,11 @@ class Gateway:
     async def _bootstrap(self, key_file: Path) -> str | None:
         """On a fresh install, an app "default" with the embedded model, so the first curl works.
 
-        Its key is kept in the data dir (like the admin key) so every start can print it.
+        Its key is kept in the data dir (like the admin key); returned only when made here, so
+        later starts say where it is instead of printing it.
         """
         if await self.store.list_apps():
-            return key_file.read_text().strip() if key_file.is_file() else None
+            return None
         if self.catalog.find(BOOTSTRAP_MODEL) is None:
             return None
         try:
@@ -166,9 +171,7 @@ class Gateway:
         except Conflict:  # another replica made it first
             return None
         _, _, plain = await self.store.attach_model(app.id, BOOTSTRAP_MODEL, "INFERENCE")
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(plain + "\n")
-        key_file.chmod(0o600)
+        write_private(key_file, plain + "\n")
         log.info("created app %r with %s attached", BOOTSTRAP_APP, BOOTSTRAP_MODEL)
         return plain
 
