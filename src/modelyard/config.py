@@ -21,6 +21,13 @@ class Settings:
     catalog_file: Path | None = None
     admin_key: str | None = None
     max_body_bytes: int = 20 * 1024 * 1024
+    # The server's edge: request head size, head and whole-body deadlines, how long to keep
+    # reading after an early answer, open connections per process.
+    max_header_bytes: int = 32 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    linger_s: float = 5.0
+    max_connections: int = 1024
     keepalive_interval_s: float = 10.0
     show_progress: bool = False
     public_url: str | None = None
@@ -61,6 +68,15 @@ class Settings:
             values["admin_key"] = env["MODELYARD_ADMIN_KEY"]
         if "MODELYARD_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["MODELYARD_MAX_BODY_BYTES"])
+        for name, var, kind in (
+            ("max_header_bytes", "MODELYARD_MAX_HEADER_BYTES", int),
+            ("header_timeout_s", "MODELYARD_HEADER_TIMEOUT_S", float),
+            ("body_timeout_s", "MODELYARD_BODY_TIMEOUT_S", float),
+            ("linger_s", "MODELYARD_LINGER_S", float),
+            ("max_connections", "MODELYARD_MAX_CONNECTIONS", int),
+        ):
+            if var in env:
+                values[name] = kind(env[var])
         if "MODELYARD_KEEPALIVE_INTERVAL_S" in env:
             values["keepalive_interval_s"] = float(env["MODELYARD_KEEPALIVE_INTERVAL_S"])
         if env.get("MODELYARD_DATABASE_URL"):
