@@ -49,6 +49,12 @@ class Settings:
     load_local_models: bool = True
     # Create an app "default" with the embedded model attached on the first start.
     bootstrap_app: bool = True
+    # Unknown API keys remembered (LRU), and failed key lookups per client per minute (0: off).
+    auth_unknown_keys_cached: int = 10_000
+    auth_failures_per_minute: int = 60
+    # Image URLs allowed although not public ("cdn.internal,10.1.0.0/16"), and http:// ones.
+    image_url_allow: str = ""
+    image_url_allow_http: bool = False
     # How long an admin's browser session lasts after signing in.
     admin_session_ttl_s: float = 12 * 3600
 
@@ -86,6 +92,7 @@ class Settings:
             ("admin_can_infer", "MODELYARD_ADMIN_CAN_INFER"),
             ("bootstrap_app", "MODELYARD_BOOTSTRAP_APP"),
             ("load_local_models", "MODELYARD_LOAD_LOCAL"),
+            ("image_url_allow_http", "MODELYARD_IMAGE_URL_ALLOW_HTTP"),
         ):
             if flag in env:
                 values[name] = env[flag].strip().lower() in ("1", "true", "yes", "on")
@@ -100,6 +107,12 @@ class Settings:
             values["redis_failure_policy"] = policy
         if env.get("MODELYARD_SECRET_KEY"):
             values["secret_key"] = env["MODELYARD_SECRET_KEY"]
+        if "MODELYARD_AUTH_UNKNOWN_KEYS_CACHED" in env:
+            values["auth_unknown_keys_cached"] = int(env["MODELYARD_AUTH_UNKNOWN_KEYS_CACHED"])
+        if "MODELYARD_AUTH_FAILURES_PER_MINUTE" in env:
+            values["auth_failures_per_minute"] = int(env["MODELYARD_AUTH_FAILURES_PER_MINUTE"])
+        if "MODELYARD_IMAGE_URL_ALLOW" in env:
+            values["image_url_allow"] = env["MODELYARD_IMAGE_URL_ALLOW"]
         if "MODELYARD_PUBLIC_URL" in env:
             values["public_url"] = env["MODELYARD_PUBLIC_URL"]
         if "MODELYARD_ADMIN_SESSION_TTL_S" in env:
