@@ -25,7 +25,12 @@ from modelyard.errors import (
     UpstreamTimeout,
 )
 from modelyard.providers.credentials import api_key
-from modelyard.providers.http_client import ConnectionBroken, HttpClient, HttpError
+from modelyard.providers.http_client import (
+    MAX_CONNECTIONS_PER_ORIGIN,
+    ConnectionBroken,
+    HttpClient,
+    HttpError,
+)
 from modelyard.providers.sse import SseEvent, SseParser
 
 __all__ = ["HttpAdapter", "UpstreamHttp", "api_key", "retry_after_seconds", "upstream_error"]
@@ -37,11 +42,12 @@ USER_AGENT = f"modelyard/{__version__}"
 class UpstreamHttp:
     """The upstream HTTP client of one adapter, created at start-up and reused."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections_per_origin: int = MAX_CONNECTIONS_PER_ORIGIN) -> None:
         self._client: HttpClient | None = None
+        self._max_connections_per_origin = max_connections_per_origin
 
     async def start(self) -> None:
-        self._client = HttpClient()
+        self._client = HttpClient(max_connections_per_origin=self._max_connections_per_origin)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -4,28 +4,45 @@ responses parsed by httptools (llhttp, in C), TLS, bodies read whole or as they 
 It replaced aiohttp's client, which was a quarter of the event loop's time at 64
 connections (bench/profile_gateway) and which, given one large read of a streamed answer,
 processed all of it before the first event went on. This one does what the adapters need
-and nothing else: POST-style requests with a body, one exchange per connection at a time,
-no redirects, cookies, proxies or compression (it asks for none).
+and what aiohttp does for them: POST requests with a body, one exchange per connection at
+a time, at most `max_connections_per_origin` open per origin (callers queue past it),
+Happy Eyeballs (RFC 8305, aiohappyeyeballs) and egress proxies from the environment
+(`http_proxy`); no redirects, cookies or compression (it asks for none).
 
-Failures are `HttpError`s: `ConnectFailed` (nothing was exchanged), `ConnectionBroken`
-(the connection ended or garbled mid-answer). A connection is reused only after a whole
-answer that allowed keep-alive; one cancelled or broken mid-way is closed.
+A request is sent once. It goes out on a new connection unless an idle one passes the
+checks just before the write (open, not expired, no EOF or stray bytes waiting); once
+any of its bytes may have reached the upstream it is never re-sent (RFC 9112 §9.3.1: a
+POST is a generation someone pays for), whatever happens next: the failure goes to the
+caller, whose policy may try another endpoint.
+
+Failures are `HttpError`s: `ConnectFailed` (no answer began), `ConnectionBroken` (the
+connection ended or garbled mid-answer). A connection is reused only after a whole answer
+that allowed keep-alive; one cancelled or broken mid-way is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+import aiohappyeyeballs
 import httptools
 
+from modelyard.providers.http_pool import OriginPool
+from modelyard.providers.http_proxy import Proxy, ProxyChoice, ProxyError, TunnelHandshake
+
 IDLE_EXPIRY_S = 15.0  # an idle connection older than this is not reused
-MAX_IDLE_PER_ORIGIN = 256
+MAX_CONNECTIONS_PER_ORIGIN = 100
+MAX_IDLE_PER_ORIGIN = 100
+# RFC 8305's recommended wait before racing the next address (of the other family).
+HAPPY_EYEBALLS_DELAY_S = 0.25
 # A streamed answer buffers at most this much while the reader is busy elsewhere.
 READ_BUFFER_BYTES = 1 << 20
 
@@ -70,6 +87,21 @@ class Target:
     def origin(self) -> tuple[bool, str, int]:
         return self.tls, self.host, self.port
 
+    @property
+    def absolute(self) -> str:
+        """The request target in absolute form, as a proxy is asked for a plain origin."""
+        return f"http://{self.host_header.decode()}{self.path}"
+
+
+# (family, type, proto, canonname, sockaddr), as loop.getaddrinfo returns them
+AddressInfo = tuple[Any, ...]
+Resolver = Callable[[str, int], Awaitable[Sequence[AddressInfo]]]
+
+
+async def system_resolver(host: str, port: int) -> Sequence[AddressInfo]:
+    loop = asyncio.get_running_loop()
+    return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
 
 class _Connection(asyncio.Protocol):
     """One keep-alive connection and the answer it is receiving."""
@@ -80,7 +112,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
-        self.reused = False
+        self._in_exchange = False
         self._reset()
 
     def _reset(self) -> None:
@@ -100,9 +132,35 @@ class _Connection(asyncio.Protocol):
     def send(self, head: bytes, body: bytes) -> None:
         assert self._transport is not None
         self._reset()
-        self._transport.write(head)
-        if body:
+        self._in_exchange = True
+        if len(body) < 16384:  # one write, one packet
+            self._transport.write(head + body)
+        else:
+            self._transport.write(head)
             self._transport.write(body)
+
+    def rest(self) -> None:
+        """The exchange ended cleanly: the connection waits, idle, for the next one."""
+        self._in_exchange = False
+        self.idle_since = time.monotonic()
+
+    def usable(self) -> bool:
+        """Whether a request may go out on this idle connection: it is open and young,
+        and the upstream has sent nothing since the last answer. What arrives on an idle
+        connection (EOF, a reset, stray bytes) may not have been processed by the event
+        loop yet, so the socket itself is polled, as urllib3 does."""
+        transport = self._transport
+        if self.closed or transport is None or transport.is_closing():
+            return False
+        if time.monotonic() - self.idle_since >= IDLE_EXPIRY_S:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+            if poller.poll(0):
+                return False
+        return True
 
     async def head(self) -> None:
         await self._head
@@ -142,6 +200,9 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if not self._in_exchange:  # unasked for: the connection is out of step
+            self.close()
+            return
         self.received_any = True
         try:
             self._parser.feed_data(data)
@@ -222,6 +283,7 @@ class Response:
         self._connection = connection
         self.status = connection.status
         self.headers = connection.headers  # lower-case names
+        self._released = False
 
     async def read(self) -> bytes:
         pieces = []
@@ -235,15 +297,27 @@ class Response:
         return await self._connection.next_body()
 
     def release(self) -> None:
-        self._client._give_back(self._target, self._connection)
+        if not self._released:
+            self._released = True
+            self._client._give_back(self._target, self._connection)
 
 
 class HttpClient:
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        """`tls`: how to verify https servers; by default the system's trusted CAs."""
-        self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
+    def __init__(
+        self,
+        tls: ssl.SSLContext | None = None,
+        *,
+        max_connections_per_origin: int = MAX_CONNECTIONS_PER_ORIGIN,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        """`tls`: how to verify https servers; by default the system's trusted CAs.
+        Proxies come from the environment as it is now (HTTPS_PROXY, NO_PROXY, ...)."""
+        self._pools: dict[tuple[bool, str, int], OriginPool[_Connection]] = {}
         self._targets: dict[str, Target] = {}
         self._tls = tls
+        self._max_open = max_connections_per_origin
+        self._resolver = resolver
+        self._proxies = ProxyChoice()
 
     def target(self, url: str) -> Target:
         found = self._targets.get(url)
@@ -261,63 +335,126 @@ class HttpClient:
         *,
         connect_timeout_s: float,
     ) -> Response:
-        """Send the request and wait for the answer's head. The caller bounds the whole
-        exchange (asyncio.timeout); whatever cancels it closes the connection."""
+        """Send the request once and wait for the answer's head. `connect_timeout_s`
+        bounds the wait for a place in the pool and the connect together (as aiohttp's
+        connect timeout does); the caller bounds the whole exchange (asyncio.timeout),
+        and whatever cancels it closes the connection."""
         target = self.target(url)
-        head = _request_head(target, headers, len(body))
-        while True:
-            connection = await self._checkout(target, connect_timeout_s)
-            try:
-                connection.send(head, body)
-                await connection.head()
-            except ConnectFailed:
-                connection.close()
-                # A pooled connection the server had just closed: once more on a new one.
-                if connection.reused:
-                    continue
-                raise
-            except BaseException:
-                connection.close()
-                raise
-            return Response(self, target, connection)
+        proxy = self._proxy_for(target)
+        # A plain origin through a proxy: the proxy forwards the request (absolute form).
+        head = _request_head(target, headers, len(body), proxy if not target.tls else None)
+        pool = self._pool(target)
+        connection = await self._checkout(pool, target, proxy, connect_timeout_s)
+        try:
+            connection.send(head, body)
+            await connection.head()
+        except BaseException:
+            pool.discard(connection)
+            raise
+        return Response(self, target, connection)
 
-    async def _checkout(self, target: Target, connect_timeout_s: float) -> _Connection:
-        idle = self._idle.get(target.origin)
-        now = time.monotonic()
-        while idle:
-            connection = idle.pop()
-            if not connection.closed and now - connection.idle_since < IDLE_EXPIRY_S:
-                connection.reused = True
-                return connection
-            connection.close()
-        loop = asyncio.get_running_loop()
+    def _pool(self, target: Target) -> OriginPool[_Connection]:
+        pool = self._pools.get(target.origin)
+        if pool is None:
+            pool = self._pools[target.origin] = OriginPool(self._max_open, MAX_IDLE_PER_ORIGIN)
+        return pool
+
+    def _proxy_for(self, target: Target) -> Proxy | None:
+        try:
+            return self._proxies.proxy_for(target.tls, target.host)
+        except ProxyError as exc:
+            raise ConnectFailed(str(exc)) from exc
+
+    async def _checkout(
+        self,
+        pool: OriginPool[_Connection],
+        target: Target,
+        proxy: Proxy | None,
+        connect_timeout_s: float,
+    ) -> _Connection:
+        where = f"{target.host}:{target.port}"
+        opened = False
         try:
             async with asyncio.timeout(connect_timeout_s):
-                _, protocol = await loop.create_connection(
-                    _Connection,
-                    target.host,
-                    target.port,
-                    ssl=self._tls_context() if target.tls else None,
-                    server_hostname=target.host if target.tls else None,
-                )
+                connection = await pool.acquire()
+                if connection is not None:
+                    return connection
+                opened = True
+                return await self._open(target, proxy)
         except TimeoutError as exc:
+            if opened:
+                pool.discard(None)
+                raise ConnectFailed(
+                    f"no connection to {where} within {connect_timeout_s:g} s"
+                ) from exc
             raise ConnectFailed(
-                f"no connection to {target.host}:{target.port} within {connect_timeout_s:g} s"
+                f"no free connection to {where} within {connect_timeout_s:g} s: all "
+                f"{pool.max_open} allowed are busy"
             ) from exc
+        except BaseException:
+            if opened:
+                pool.discard(None)
+            raise
+
+    async def _open(self, target: Target, proxy: Proxy | None) -> _Connection:
+        loop = asyncio.get_running_loop()
+        tls = self._tls_context() if target.tls else None
+        hop = f"the proxy {proxy.shown}" if proxy else f"{target.host}:{target.port}"
+        try:
+            if proxy is None:
+                sock = await self._connect(target.host, target.port)
+                _, connection = await loop.create_connection(
+                    _Connection, sock=sock, ssl=tls, server_hostname=target.host if tls else None
+                )
+                return connection
+            sock = await self._connect(proxy.host, proxy.port)
+            if tls is None:  # a plain origin: requests in absolute form to the proxy
+                _, connection = await loop.create_connection(_Connection, sock=sock)
+                return connection
+            return await self._tunnel(sock, proxy, target, tls)
+        except ProxyError as exc:
+            raise ConnectFailed(str(exc)) from exc
         except OSError as exc:  # refused, unreachable, DNS, TLS handshake
-            raise ConnectFailed(f"cannot connect to {target.host}:{target.port}: {exc}") from exc
-        return protocol
+            raise ConnectFailed(f"cannot connect to {hop}: {exc}") from exc
+
+    async def _connect(self, host: str, port: int) -> socket.socket:
+        """A connected socket: the host's addresses raced as RFC 8305 says (families
+        interleaved, the next attempt started after 250 ms unless the last one failed)."""
+        addresses = await self._resolver(host, port)
+        if not addresses:
+            raise OSError(f"no address for {host}")
+        return await aiohappyeyeballs.start_connection(
+            addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S, interleave=1
+        )
+
+    async def _tunnel(
+        self, sock: socket.socket, proxy: Proxy, target: Target, tls: ssl.SSLContext
+    ) -> _Connection:
+        """CONNECT through the proxy, then TLS with the origin inside the tunnel."""
+        loop = asyncio.get_running_loop()
+        transport, handshake = await loop.create_connection(
+            lambda: TunnelHandshake(proxy), sock=sock
+        )
+        try:
+            transport.write(proxy.connect_request(target.host, target.port))
+            await handshake.answer
+            inner = await loop.start_tls(transport, handshake, tls, server_hostname=target.host)
+        except BaseException:
+            transport.close()
+            raise
+        assert inner is not None
+        connection = _Connection()
+        inner.set_protocol(connection)
+        connection.connection_made(inner)
+        return connection
 
     def _give_back(self, target: Target, connection: _Connection) -> None:
-        if not connection.keep_alive:
-            connection.close()
-            return
-        idle = self._idle.setdefault(target.origin, [])
-        if len(idle) >= MAX_IDLE_PER_ORIGIN:
-            connection.close()
-            return
-        connection.idle_since = time.monotonic()
-        idle.append(connection)
+        pool = self._pool(target)
+        if connection.keep_alive:
+            connection.rest()
+            pool.release(connection)
+        else:
+            pool.discard(connection)
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -325,14 +462,18 @@ class HttpClient:
         return self._tls
 
     async def close(self) -> None:
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
-        self._idle.clear()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
-def _request_head(target: Target, headers: Iterable[tuple[str, str]], length: int) -> bytes:
-    lines = [b"POST ", target.path.encode(), b" HTTP/1.1\r\nHost: ", target.host_header]
+def _request_head(
+    target: Target, headers: Iterable[tuple[str, str]], length: int, forward: Proxy | None
+) -> bytes:
+    path = target.absolute if forward is not None else target.path
+    lines = [b"POST ", path.encode(), b" HTTP/1.1\r\nHost: ", target.host_header]
+    if forward is not None and forward.authorization is not None:
+        lines += [b"\r\nProxy-Authorization: ", forward.authorization]
     for name, value in headers:
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             raise ConnectFailed(f"the header {name!r} holds a line break")
