@@ -15,9 +15,9 @@ import asyncio
 import base64
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
-from urllib.request import (
+from urllib.request import (  # type: ignore[attr-defined]  # typeshed lacks the second
     getproxies_environment,
-    proxy_bypass_environment,  # type: ignore[attr-defined]  # untyped
+    proxy_bypass_environment,
 )
 
 MAX_CONNECT_ANSWER_BYTES = 64 * 1024
