@@ -65,3 +65,43 @@ def test_random_requests_parse_or_are_invalid(fields: dict[str, Any], msgs: list
 @given(st.binary(max_size=200))
 def test_random_bytes_parse_or_are_invalid(raw: bytes) -> None:
     parse_or_invalid(raw)
+
+
+# Where untyped JSON may go, as (before, after) the value.
+UNTYPED = [
+    ('"unknown_field": ', ""),
+    (
+        '"tools": [{"type": "function", "function": {"name": "f", "parameters": '
+        '{"type": "object", "properties": ',
+        "}}}]",
+    ),
+    (
+        '"response_format": {"type": "json_schema", "json_schema": {"name": "x", '
+        '"schema": {"type": "object", "properties": ',
+        "}}}",
+    ),
+]
+# Units that open JSON (each a valid prefix, brackets hidden in strings and escapes among
+# them), repeated up to thousands of times, then random closers and noise: deep, shallow,
+# unbalanced or broken JSON; never a RecursionError.
+opening = st.lists(
+    st.sampled_from(["[", '{"k":', "[1,", '["]",', '{"a":"\\\\",', '{"k":"\\"[{",']),
+    min_size=1,
+    max_size=4,
+).map("".join)
+tail = st.lists(st.sampled_from(["]", "}", '"', "1", ",", "]}"]), max_size=6).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(UNTYPED) | st.sampled_from(FIELDS).map(lambda f: (f'"{f}": ', "")),
+    opening,
+    st.integers(min_value=1, max_value=3000),
+    tail,
+)
+def test_deep_or_broken_nesting_parses_or_is_invalid(
+    where: tuple[str, str], unit: str, repeat: int, end: str
+) -> None:
+    head = '{"model": "m/x", "messages": [{"role": "user", "content": "hi"}], '
+    before, after = where
+    parse_or_invalid((head + before + unit * repeat + end + after + "}").encode())

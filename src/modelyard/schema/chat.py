@@ -14,10 +14,14 @@ import msgspec
 
 from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.errors import InvalidRequest
+from modelyard.schema.json_depth import check_depth
 
 Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+# Token ids are int32 in every tokenizer we call; OpenAI allows at most 300 biased tokens.
+MAX_TOKEN_ID = 2**31 - 1
+MAX_LOGIT_BIAS = 300
 FunctionName = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")]
 
 
@@ -262,8 +266,11 @@ _decoder = msgspec.json.Decoder(ChatRequest)
 
 def parse_chat_request(body: bytes, *, model_override: str | None = None) -> ChatRequest:
     """Decode and validate; `model_override` pins the model (a model resource's own model)."""
+    check_depth(body)
     try:
         request = _decoder.decode(body)
+    except RecursionError as exc:  # depth is checked above; this is the last line of defence
+        raise InvalidRequest("The request body nests JSON too deeply.") from exc
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from exc
     except msgspec.DecodeError as exc:
@@ -299,19 +306,32 @@ def _check(request: ChatRequest) -> None:
         _check_message(index, message)
     _check_tools(request)
     _check_response_format(request)
-    if request.logit_bias:
-        for key in request.logit_bias:
-            if not key.lstrip("-").isdigit():
-                raise InvalidRequest(
-                    f"Invalid value for 'logit_bias': keys must be token ids, got {key!r}.",
-                    param="logit_bias",
-                )
+    _check_logit_bias(request.logit_bias)
     if request.top_logprobs and not request.logprobs:
         raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs")
     if request.stream_options is not None and not request.stream:
         raise InvalidRequest(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
         )
+
+
+def _check_logit_bias(bias: dict[str, float] | None) -> None:
+    if not bias:
+        return
+    if len(bias) > MAX_LOGIT_BIAS:
+        raise InvalidRequest(
+            f"Invalid value for 'logit_bias': at most {MAX_LOGIT_BIAS} token ids, got {len(bias)}.",
+            param="logit_bias",
+        )
+    for key in bias:
+        # isdecimal() also takes other scripts' digits; token ids are ASCII.
+        if not (key.isascii() and key.isdecimal() and len(key) <= 10 and int(key) <= MAX_TOKEN_ID):
+            shown = key if len(key) <= 20 else key[:20] + "..."
+            raise InvalidRequest(
+                "Invalid value for 'logit_bias': keys must be token ids (integers from 0 to "
+                f"{MAX_TOKEN_ID}), got {shown!r}.",
+                param="logit_bias",
+            )
 
 
 def _check_message(index: int, message: Message) -> None:
@@ -321,6 +341,12 @@ def _check_message(index: int, message: Message) -> None:
             raise InvalidRequest(
                 f"'{where}': an assistant message needs 'content' or 'tool_calls'.",
                 param=f"{where}.content",
+            )
+        for call_index, call in enumerate(message.tool_calls or ()):
+            # Arguments are JSON in a string, parsed again by upstream translations.
+            check_depth(
+                call.function.arguments.encode(),
+                param=f"{where}.tool_calls[{call_index}].function.arguments",
             )
         return
     content = message.content

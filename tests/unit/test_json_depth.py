@@ -1,0 +1,90 @@
+"""JSON nesting is capped on the request bytes, before any recursive parser sees them."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import pytest
+
+from modelyard.errors import InvalidRequest
+from modelyard.schema.chat import parse_chat_request
+from modelyard.schema.json_depth import MAX_DEPTH, check_depth
+
+HEAD = b'{"model":"m/x","messages":[{"role":"user","content":"hi"}],'
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    ("field", "param"),
+    [
+        (b'"junk":' + nested(5000), "junk"),
+        (b'"junk":' + b"[" * 5000, "junk"),  # never closed
+        (b'"junk":' + b'{"a":' * 5000 + b"1" + b"}" * 5000, "junk"),
+        (
+            b'"tools":[{"type":"function","function":{"name":"f","parameters":'
+            b'{"type":"object","properties":' + nested(5000) + b"}}}]",
+            "tools",
+        ),
+        (
+            b'"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":'
+            + b'{"a":' * 5000
+            + b"1"
+            + b"}" * 5000
+            + b"}}",
+            "response_format",
+        ),
+    ],
+)
+def test_deep_nesting_anywhere_is_a_400_naming_the_field(field: bytes, param: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(HEAD + field + b"}")
+    assert caught.value.param == param
+    assert str(MAX_DEPTH) in caught.value.message
+
+
+def test_deep_tool_call_arguments_are_refused_by_name() -> None:
+    body = (
+        b'{"model":"m/x","messages":[{"role":"assistant","tool_calls":[{"id":"1",'
+        b'"function":{"name":"f","arguments":"' + b"[" * 3000 + b'"}}]}]}'
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(body)
+    assert caught.value.param == "messages[0].tool_calls[0].function.arguments"
+
+
+def test_up_to_the_limit_parses() -> None:
+    # The body's own object is level 1.
+    request = parse_chat_request(HEAD + b'"junk":' + nested(MAX_DEPTH - 1) + b"}")
+    assert request.model == "m/x"
+    with pytest.raises(InvalidRequest):
+        parse_chat_request(HEAD + b'"junk":' + nested(MAX_DEPTH) + b"}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'"' + b"[" * 5000 + b'"',  # brackets in a string do not nest
+        b'"\\"' + b"[" * 5000 + b'"',  # an escaped quote does not end the string
+        b'"\\\\\\"' + b"{" * 5000 + b'"',  # nor does one after an escaped backslash
+    ],
+)
+def test_brackets_inside_strings_do_not_count(text: bytes) -> None:
+    check_depth(b'{"a":' + text + b"}")
+    assert isinstance(msgspec.json.decode(b'{"a":' + text + b"}"), dict)
+
+
+def test_a_string_ended_after_an_escaped_backslash_is_left_behind() -> None:
+    with pytest.raises(InvalidRequest):
+        check_depth(b'{"a":"\\\\",' + b'"b":' + nested(500) + b"}")
+
+
+def test_the_check_is_linear_on_the_worst_shapes() -> None:
+    # ~18 MB, under the default body cap: every byte a bracket, or a tiny string.
+    for body in (b"[" + b"[]," * 6_000_000 + b"[]]", b"[" + b'"a",' * 4_500_000 + b'""]'):
+        started = time.process_time()
+        check_depth(body)
+        assert time.process_time() - started < 5  # about 0.15 s when idle
