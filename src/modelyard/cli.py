@@ -104,6 +104,7 @@ def serve(
     """Start the gateway (loads the embedded model first; the first start assembles it)."""
     from modelyard.app import LOG_FORMAT, build_app
     from modelyard.gateway import Gateway
+    from modelyard.server import http_protocol
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
@@ -118,7 +119,10 @@ def serve(
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with limits on heads, bodies, time and connections (modelyard.server);
+        # no websocket routes, so no websocket upgrade either.
+        "http": http_protocol(settings),
+        "ws": "none",
         "access_log": access_log,
         "log_level": "info",
         "timeout_graceful_shutdown": 30,

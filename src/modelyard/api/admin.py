@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelyard.api.auth import Caller
 from modelyard.api.chat import ChatCompletions
-from modelyard.api.http import send_error
+from modelyard.api.http import read_body, send_error
 from modelyard.errors import GatewayError, InvalidRequest, NotFound
 from modelyard.gateway import Gateway
 from modelyard.store import ApiKey, App, ModelResource
@@ -31,6 +31,8 @@ from modelyard.store import ApiKey, App, ModelResource
 T = TypeVar("T")
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
 ALIAS = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Admin bodies are a few small JSON fields; anything near this is not one (413).
+ADMIN_BODY_BYTES = 64 * 1024
 
 
 class NewApp(msgspec.Struct, forbid_unknown_fields=True):
@@ -69,7 +71,7 @@ def _encode(value: Any) -> Any:
 
 
 async def _body(request: Request, kind: type[T]) -> T:
-    raw = await request.body()
+    raw = await read_body(request.scope, request.receive, ADMIN_BODY_BYTES)
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:

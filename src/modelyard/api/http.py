@@ -11,8 +11,17 @@ from modelyard.errors import GatewayError, InvalidRequest, PayloadTooLarge
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class ClientGone(Exception):
-    """The client disconnected before the request body was read."""
+class ClientGone(GatewayError):
+    """The client disconnected before the request body was read.
+
+    A GatewayError so that a handler which lets it through renders an answer that nobody
+    reads, instead of a traceback in the log."""
+
+    status = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self) -> None:
+        super().__init__("The client disconnected before the request body was read.")
 
 
 def header(scope: Scope, name: bytes) -> str | None:

@@ -1,0 +1,250 @@
+"""uvicorn's httptools protocol, held to the limits a public server needs.
+
+uvicorn buffers a request head of any size, waits for a head or a body forever, and closes
+right after answering a request whose body it has not read (the peer's kernel then turns
+the close into a reset, and a client still writing never sees the answer). This protocol
+keeps one timer per connection, re-armed as the request moves through its phases:
+
+    HEAD    the request head has `head_timeout_s` and `max_head_bytes` (431 past it)
+    BODY    the whole body has `body_timeout_s` from the end of the head (a deadline, not
+            an idle timeout: a trickle of one byte a second does not extend it)
+    APP     the application has the request; no deadline (streams take their time)
+    IDLE    uvicorn's keep-alive timeout
+    LINGER  answered before the body was read: the rest is read and thrown away, for up to
+            `linger_s` and LINGER_BYTES, so that the client can read the answer
+    DISCARD answered by the server itself (408, 431, 503): read and thrown away, unparsed,
+            until the client closes or the linger bounds are reached
+
+A deadline that passes while the server itself has stopped reading (flow control,
+pipelining) is not the client's fault and is re-armed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from modelyard.errors import GatewayError, RequestTimeout, ServiceUnavailable
+from modelyard.server.limits import LINGER_BYTES, REFUSED_LINGER_S, EdgeLimits
+from modelyard.server.responses import HeadersTooLarge, closing_response
+
+
+class Phase(enum.Enum):
+    HEAD = enum.auto()
+    BODY = enum.auto()
+    APP = enum.auto()
+    IDLE = enum.auto()
+    LINGER = enum.auto()
+    DISCARD = enum.auto()
+    CLOSED = enum.auto()
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: EdgeLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._limits = limits
+        self._phase = Phase.HEAD
+        self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._head_ended = False
+        self._discard_left = 0
+        self._close_after_body = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            refusal = ServiceUnavailable("The server has too many open connections; retry later.")
+            self._refuse(refusal, linger_s=min(REFUSED_LINGER_S, self._limits.linger_s))
+            return
+        self._arm(self._limits.head_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        self._phase = Phase.CLOSED
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        phase = self._phase
+        if phase is Phase.DISCARD:
+            self._discard(len(data))
+            return
+        if phase is Phase.IDLE:
+            self._start_head()
+        entered_head = self._phase is Phase.HEAD
+        self._head_ended = False
+        super().data_received(data)
+        phase = self._phase
+        if phase is Phase.HEAD:
+            # Only a read that lay wholly inside one head is counted: a head that began
+            # after another request's end in the same read is counted from the next read.
+            if entered_head and not self._head_ended:
+                self._head_bytes += len(data)
+                if self._head_bytes > self._limits.max_head_bytes:
+                    self._refuse(
+                        HeadersTooLarge(
+                            "The request line and headers are larger than the "
+                            f"{self._limits.max_head_bytes}-byte limit."
+                        )
+                    )
+        elif phase is Phase.BODY:
+            if self._deadline is None:
+                self._arm(self._limits.body_timeout_s)
+        elif phase is Phase.LINGER:
+            self._discard(len(data))
+
+    # -- httptools parser callbacks --------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._phase is Phase.APP or self._phase is Phase.IDLE:
+            self._start_head()
+
+    def on_headers_complete(self) -> None:
+        if self._phase is not Phase.HEAD:  # refused or closing: start nothing more
+            return
+        self._cancel()
+        self._head_ended = True
+        super().on_headers_complete()
+        self._phase = Phase.BODY
+        if self.cycle is not None and not self.cycle.keep_alive:
+            # The cycle closes the connection after its response; a body still arriving
+            # must be read first, or the close becomes a reset that loses the response.
+            self.cycle.transport = _CloseWhenBodyRead(self.transport, self._close_requested)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        phase = self._phase
+        if phase is Phase.BODY:
+            self._cancel()
+            self._phase = Phase.APP
+        elif phase is Phase.LINGER:
+            self._cancel()
+            if self._close_after_body:
+                self._phase = Phase.CLOSED
+                self.transport.close()
+            else:
+                self._phase = Phase.IDLE
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+
+    # -- uvicorn's request cycle -----------------------------------------------------------
+    def on_response_complete(self) -> None:
+        latest = not self.pipeline  # else the phase is that of a request still queued
+        super().on_response_complete()
+        if not latest or self.transport.is_closing():
+            return
+        phase = self._phase
+        if phase is Phase.BODY:  # answered before the body was read (e.g. 413, 401)
+            self._linger(close_after=False)
+        elif phase is Phase.LINGER:
+            self._unset_keepalive_if_required()
+        elif phase is Phase.APP:
+            self._phase = Phase.IDLE
+
+    def _close_requested(self) -> None:
+        if self._phase is Phase.BODY:
+            self._linger(close_after=True)
+        else:
+            self.transport.close()
+
+    # -- phases ----------------------------------------------------------------------------
+    def _start_head(self) -> None:
+        self._phase = Phase.HEAD
+        self._head_bytes = 0
+        self._arm(self._limits.head_timeout_s)
+
+    def _linger(self, *, close_after: bool) -> None:
+        self._phase = Phase.LINGER
+        self._close_after_body = close_after
+        self._discard_left = LINGER_BYTES
+        self._unset_keepalive_if_required()
+        self._arm(self._limits.linger_s)
+
+    def _discard(self, size: int) -> None:
+        self._discard_left -= size
+        if self._discard_left < 0:
+            self.transport.close()
+
+    def _refuse(self, error: GatewayError, *, linger_s: float | None = None) -> None:
+        """Answer `error`, then read nothing more (close outright if a response is under way)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:
+                self._phase = Phase.CLOSED
+                self.transport.close()
+                return
+            cycle.disconnected = True  # the application's receive() now sees a disconnect
+            cycle.message_event.set()
+        self.transport.write(closing_response(error))
+        self._phase = Phase.DISCARD
+        self._discard_left = LINGER_BYTES
+        self.parser = httptools.HttpRequestParser(self)  # drops a partial head it held
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._arm(self._limits.linger_s if linger_s is None else linger_s)
+
+    # -- the one timer ---------------------------------------------------------------------
+    def _arm(self, delay: float) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(delay, self._on_deadline)
+
+    def _cancel(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        phase = self._phase
+        if phase is Phase.HEAD or phase is Phase.BODY:
+            limits = self._limits
+            limit = limits.head_timeout_s if phase is Phase.HEAD else limits.body_timeout_s
+            if self.flow.read_paused:
+                self._arm(limit)
+                return
+            part = "request head" if phase is Phase.HEAD else "request body"
+            self._refuse(RequestTimeout(f"The {part} did not arrive within {limit:g} s."))
+        else:
+            self.transport.close()
+
+
+class _CloseWhenBodyRead(asyncio.Transport):
+    """The transport as a request cycle sees it: its close waits for the protocol's say."""
+
+    def __init__(self, transport: asyncio.Transport, on_close: Callable[[], None]) -> None:
+        super().__init__()
+        self._transport = transport
+        self._on_close = on_close
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._on_close()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
