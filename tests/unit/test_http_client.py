@@ -4,7 +4,6 @@ bytes, so every way an answer can be framed, cut or garbled is exercised on the 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
 import ssl
 import subprocess
@@ -17,10 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from modelyard.providers.http_client import (
     READ_BUFFER_BYTES,
@@ -29,6 +24,7 @@ from modelyard.providers.http_client import (
     HttpClient,
     Target,
 )
+from tests.certs import certificate
 from tests.e2e.server import free_port
 from tests.fakes.dropping_upstream import DroppingUpstream
 
@@ -271,35 +267,6 @@ def test_targets_know_their_origin_and_host_header() -> None:
     )
     ipv6 = Target.of("http://[::1]:8080")
     assert (ipv6.origin, ipv6.path, ipv6.host_header) == ((False, "::1", 8080), "/", b"[::1]:8080")
-
-
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for "localhost" and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 async def test_https_is_verified_by_default_and_works_with_a_trusted_certificate(

@@ -6,7 +6,15 @@ event loop's time at 64 connections (bench/profile_gateway --redis): a pooled co
 a lock, a retry wrapper and Python-level parsing per command, two commands per request.
 The limiter needs Lua scripts and nothing else, so this is what it has: `evalsha` (loading
 the script when Redis does not know it yet) over any number of concurrent callers sharing
-one connection. URLs: redis://[user:password@]host[:port][/db] and rediss:// for TLS.
+one connection.
+
+URLs as redis-py reads them: redis://[[user]:password@]host[:port][/db], and rediss:// for
+TLS, verified against the system's CAs unless `?ssl_ca_certs=<file>` names others or
+`?ssl_cert_reqs=none` turns verification off. Each (re)connect sends AUTH (ACL user and
+password, or the password alone) before SELECT; refused credentials are a RedisError that
+says so. A Redis that cannot be reached is tried again after an exponential backoff with
+jitter (50 ms doubling to 2 s); until then calls fail at once, and the limiter's
+fail-open or fail-closed policy decides. The backoff ends with the first reply.
 
 Commands issued in one turn of the event loop leave in one write (with 64 requests in
 flight, a few writes instead of 128). A command that gets no reply within `timeout_s`
@@ -18,14 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
+
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 2.0
+CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
 class RedisError(Exception):
@@ -49,7 +62,7 @@ class Script:
 class _Address:
     host: str
     port: int
-    tls: bool
+    tls: ssl.SSLContext | None
     db: int
     username: str | None
     password: str | None
@@ -58,16 +71,47 @@ class _Address:
     def of(cls, url: str) -> _Address:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"not a redis:// or rediss:// URL: {url!r}")
+            raise ValueError(f"not a redis:// or rediss:// URL: {_redacted(url)!r}")
         path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise ValueError(f"the Redis URL's database is not a number: {path!r}")
+        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
         return cls(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 6379,
-            tls=parts.scheme == "rediss",
+            tls=_tls_context(query) if parts.scheme == "rediss" else None,
             db=int(path) if path else 0,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+    @property
+    def auth(self) -> tuple[str, ...] | None:
+        if self.password is None:
+            return None
+        return ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
+
+
+def _tls_context(query: dict[str, str]) -> ssl.SSLContext:
+    """rediss:// options by redis-py's names: ssl_cert_reqs=none|optional|required,
+    ssl_ca_certs=<PEM file>; by default the server is verified like any TLS server."""
+    requirement = query.get("ssl_cert_reqs", "required").lower()
+    if requirement not in CERT_REQS:
+        raise ValueError(
+            f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}, not {requirement!r}"
+        )
+    context = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
+    if CERT_REQS[requirement] != ssl.CERT_REQUIRED:
+        context.check_hostname = False
+        context.verify_mode = CERT_REQS[requirement]
+    return context
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def encode(args: tuple[str | int | bytes, ...]) -> bytes:
@@ -86,6 +130,10 @@ class _Connection(asyncio.Protocol):
     def __init__(self, timeout_s: float) -> None:
         self._loop = asyncio.get_running_loop()
         self._timeout_s = timeout_s
+        self.answered = False  # a reply has come on this connection
+        # Set by the client once the connection is its own: whether Redis is healthy.
+        self.on_first_reply: Callable[[], None] | None = None
+        self.on_silent_end: Callable[[str], None] | None = None
         self._reader = hiredis.Reader()
         self._transport: asyncio.Transport | None = None
         self._outgoing: list[bytes] = []
@@ -123,7 +171,7 @@ class _Connection(asyncio.Protocol):
         if oldest <= self._loop.time():
             # Replies still to come could no longer be matched to their callers.
             self._fail(RedisError(f"Redis did not answer within {self._timeout_s:g} s"))
-            self.close()
+            self.close(f"no answer within {self._timeout_s:g} s")
         else:
             self._watchdog = self._loop.call_at(oldest, self._check_replies)
 
@@ -134,10 +182,14 @@ class _Connection(asyncio.Protocol):
                 reply = self._reader.gets()
             except hiredis.ProtocolError as exc:
                 self._fail(RedisError(f"garbled reply from Redis: {exc}"))
-                self.close()
+                self.close("a garbled reply")
                 return
             if reply is False:
                 return
+            if not self.answered:
+                self.answered = True
+                if self.on_first_reply is not None:
+                    self.on_first_reply()
             _, waiter = self.waiting.popleft()
             if waiter.done():  # its caller gave up (cancelled)
                 continue
@@ -147,7 +199,7 @@ class _Connection(asyncio.Protocol):
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self._ended(f"the connection closed ({exc or 'EOF'})")
         self._fail(RedisError(f"the connection to Redis closed ({exc or 'EOF'})"))
 
     def _fail(self, error: RedisError) -> None:
@@ -156,8 +208,14 @@ class _Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_exception(error)
 
-    def close(self) -> None:
-        self.closed = True
+    def _ended(self, why: str) -> None:
+        if not self.closed:
+            self.closed = True
+            if not self.answered and self.on_silent_end is not None:
+                self.on_silent_end(why)
+
+    def close(self, why: str = "closed") -> None:
+        self._ended(why)
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -171,6 +229,10 @@ class RedisClient:
         self._timeout_s = timeout_s
         self._connection: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
+        self._random = random.Random()
+        self._failures = 0  # connections in a row that never answered
+        self._retry_at = 0.0  # no new connection before this (loop time)
+        self._last_failure = ""
 
     async def call(self, *args: str | int | bytes) -> Any:
         connection = await self._connected()
@@ -190,6 +252,12 @@ class RedisClient:
         connection = self._connection
         if connection is not None and not connection.closed:
             return connection
+        wait = self._retry_at - asyncio.get_running_loop().time()
+        if wait > 0:
+            raise RedisError(
+                f"Redis is unavailable ({self._last_failure}); "
+                f"next connection attempt in {wait * 1000:.0f} ms"
+            )
         # One connect at a time; every caller meanwhile waits for the same one.
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._connect())
@@ -201,7 +269,23 @@ class RedisClient:
                 self._connecting = None
 
     async def _connect(self) -> _Connection:
+        try:
+            connection = await self._open()
+        except RedisError as exc:
+            self._failed(str(exc))
+            raise
+        # From now on its health is the client's: a first reply ends any backoff, and a
+        # connection that ends without ever answering counts as a failed attempt.
+        connection.on_first_reply = self._recovered
+        connection.on_silent_end = self._failed
+        if connection.answered:  # AUTH or SELECT went through
+            self._recovered()
+        self._connection = connection
+        return connection
+
+    async def _open(self) -> _Connection:
         address = self._address
+        where = f"{address.host}:{address.port}"
         loop = asyncio.get_running_loop()
         connection: _Connection | None = None
         try:
@@ -210,24 +294,42 @@ class RedisClient:
                     lambda: _Connection(self._timeout_s),
                     address.host,
                     address.port,
-                    ssl=ssl.create_default_context() if address.tls else None,
+                    ssl=address.tls,
+                    server_hostname=address.host if address.tls else None,
                 )
-                if address.password is not None:
-                    credentials = [address.username] if address.username else []
-                    await connection.send(encode(("AUTH", *credentials, address.password)))
+                if address.auth is not None:
+                    try:
+                        await connection.send(encode(address.auth))
+                    except RedisReplyError as exc:
+                        who = f"user {address.username!r}" if address.username else "the password"
+                        raise RedisError(
+                            f"Redis at {where} refused the URL's credentials ({who}): {exc}"
+                        ) from exc
                 if address.db:
                     await connection.send(encode(("SELECT", address.db)))
         except BaseException as exc:
             if connection is not None:
                 connection.close()
             if isinstance(exc, TimeoutError):
-                raise RedisError(f"no connection to Redis within {self._timeout_s:g} s") from exc
-            if isinstance(exc, OSError):
-                where = f"{address.host}:{address.port}"
+                raise RedisError(
+                    f"no connection to Redis at {where} within {self._timeout_s:g} s"
+                ) from exc
+            if isinstance(exc, OSError):  # refused, unreachable, DNS, TLS handshake
                 raise RedisError(f"cannot connect to Redis at {where}: {exc}") from exc
             raise
-        self._connection = connection
         return connection
+
+    def _failed(self, why: str) -> None:
+        """Back off: 50 ms, doubling to 2 s, each wait drawn from its upper half."""
+        self._failures += 1
+        self._last_failure = why
+        ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(self._failures - 1, 16))
+        wait = self._random.uniform(ceiling / 2, ceiling)
+        self._retry_at = asyncio.get_running_loop().time() + wait
+
+    def _recovered(self) -> None:
+        self._failures = 0
+        self._retry_at = 0.0
 
     async def close(self) -> None:
         if self._connecting is not None:
