@@ -38,7 +38,7 @@ on_session_loop = pytest.mark.asyncio(loop_scope="session")
 PG_URL = os.environ.get(
     "MODELYARD_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-TABLES = {"apps", "model_resources", "api_keys", "generations", "provider_keys"}
+TABLES = {"apps", "model_resources", "api_keys", "generations", "provider_keys", "admin_sessions"}
 DAY1 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 DAY2 = datetime(2024, 3, 2, 0, 0, tzinfo=UTC)
 
@@ -147,7 +147,7 @@ async def test_migrations_build_the_schema_from_empty_and_reopening_changes_noth
     if db_url.startswith("sqlite"):
         async with raw(db_url) as conn:  # WAL is a property of the file, so it shows here
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-    assert version == [("0002",)]
+    assert version == [("0003",)]
     assert {
         "ix_generations_app_created",
         "ix_generations_key_created",
@@ -166,7 +166,7 @@ async def test_migrations_build_the_schema_from_empty_and_reopening_changes_noth
         await again.close()
     async with raw(db_url) as conn:
         assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).all() == [
-            ("0002",)
+            ("0003",)
         ]
 
 

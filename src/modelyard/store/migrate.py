@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -20,8 +21,21 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
+        _make_sqlite_files_private(make_url(url).database)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     return engine
+
+
+def _make_sqlite_files_private(database: str | None) -> None:
+    """The database file 0600 before SQLite opens it: SQLite gives the -wal and -shm files it
+    creates later the database file's mode, so they are private too, whatever the umask."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -121,3 +121,17 @@ generations = Table(
     Index("ix_generations_key_created", "key_id", "created_at"),
     Index("ix_generations_model_created", "model", "created_at"),
 )
+
+# Admins signed in on the web pages. Only the SHA-256 of a session id (the cookie) is kept;
+# signing out deletes the row, so the old cookie opens nothing on any worker or replica.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("csrf_token", String(64), nullable=False),
+    # The admin key the session was opened with: rotating the key ends every session.
+    Column("admin_key_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_admin_sessions_expires_at", "expires_at"),
+)

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, request_response
 from starlette.staticfiles import StaticFiles
 
+from modelyard.api.http import ClientGone, read_body
+from modelyard.errors import Forbidden
 from modelyard.gateway import BOOTSTRAP_MODEL, Gateway
-from modelyard.web import session
 from modelyard.web.app_view import app_context
 from modelyard.web.model_view import cheapest, model_context
 from modelyard.web.render import page
+from modelyard.web.security_headers import SecurityHeaders
+from modelyard.web.session import CSRF_FIELD, AdminSessions
 
 STATIC = Path(__file__).parent / "static"
+# The pages' forms are a key and a token or two; anything bigger is refused before reading.
 MAX_FORM_BYTES = 4096
+
+Handler = Callable[[Request], Awaitable[Response]]
+FormHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
+
+
+def _with_form(handler: FormHandler) -> Handler:
+    """Read a urlencoded form of at most MAX_FORM_BYTES (413 past it) before the handler."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await read_body(request.scope, request.receive, MAX_FORM_BYTES)
+        except ClientGone:  # it left mid-body: nobody to answer, nothing to log
+            return Response(status_code=400)
+        fields = parse_qs(body.decode(errors="replace"))
+        return await handler(request, {name: values[0] for name, values in fields.items()})
+
+    return endpoint
+
+
+def _route(path: str, handler: Handler, method: str) -> Route:
+    return Route(path, SecurityHeaders(request_response(handler)), methods=[method])
 
 
 def _safe_next(target: str | None) -> str:
@@ -30,19 +56,20 @@ def _safe_next(target: str | None) -> str:
 class WebPages:
     def __init__(self, gateway: Gateway) -> None:
         self._gw = gateway
+        self._sessions = AdminSessions(gateway)
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/", self.home, methods=["GET"]),
-            Route("/models", self.models, methods=["GET"]),
-            Route("/models/{author}/{slug}", self.model, methods=["GET"]),
-            Route("/chat", self.chat, methods=["GET"]),
-            Route("/apps", self.apps, methods=["GET"]),
-            Route("/apps/{name}", self.app, methods=["GET"]),
-            Route("/login", self.login_form, methods=["GET"]),
-            Route("/login", self.login, methods=["POST"]),
-            Route("/logout", self.logout, methods=["POST"]),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            _route("/", self.home, "GET"),
+            _route("/models", self.models, "GET"),
+            _route("/models/{author}/{slug}", self.model, "GET"),
+            _route("/chat", self.chat, "GET"),
+            _route("/apps", self.apps, "GET"),
+            _route("/apps/{name}", self.app, "GET"),
+            _route("/login", self.login_form, "GET"),
+            _route("/login", _with_form(self.login), "POST"),
+            _route("/logout", _with_form(self.logout), "POST"),
+            Mount("/static", SecurityHeaders(StaticFiles(directory=STATIC)), name="static"),
         ]
 
     async def home(self, request: Request) -> Response:
@@ -75,36 +102,42 @@ class WebPages:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
     async def apps(self, request: Request) -> Response:
-        if not session.is_admin(self._gw, request):
+        session = await self._sessions.current(request)
+        if session is None:
             return self._login_redirect(request)
-        return page("apps.html", nav="apps", apps=await self._gw.store.list_apps())
+        apps = await self._gw.store.list_apps()
+        return page("apps.html", nav="apps", apps=apps, csrf_token=session.csrf_token)
 
     async def app(self, request: Request) -> Response:
-        if not session.is_admin(self._gw, request):
+        session = await self._sessions.current(request)
+        if session is None:
             return self._login_redirect(request)
         app = await self._gw.store.get_app(request.path_params["name"])
         if app is None:
             what = f"app {request.path_params['name']}"
             return page("not_found.html", status=404, nav="apps", what=what)
-        return page("app.html", nav="apps", **await app_context(self._gw.store, app))
+        context = await app_context(self._gw.store, app)
+        return page("app.html", nav="apps", csrf_token=session.csrf_token, **context)
 
     async def login_form(self, request: Request) -> Response:
         target = _safe_next(request.query_params.get("next"))
         return page("login.html", nav="apps", next=target, error=None)
 
-    async def login(self, request: Request) -> Response:
-        body = await request.body()
-        form = parse_qs(body[:MAX_FORM_BYTES].decode(errors="replace"))
-        key = (form.get("admin_key") or [""])[0]
-        target = _safe_next((form.get("next") or [""])[0])
-        if not session.key_is_admin(self._gw, key):
+    async def login(self, request: Request, form: dict[str, str]) -> Response:
+        target = _safe_next(form.get("next"))
+        if not self._sessions.key_is_admin(form.get("admin_key", "")):
             error = "That is not this gateway's admin key."
             return page("login.html", status=401, nav="apps", next=target, error=error)
         response = RedirectResponse(target, status_code=303)
-        session.remember(response, key)
+        await self._sessions.open(response)
         return response
 
-    async def logout(self, request: Request) -> Response:
+    async def logout(self, request: Request, form: dict[str, str]) -> Response:
+        session = await self._sessions.current(request)
+        if session is None:  # nothing to end
+            return RedirectResponse("/login", status_code=303)
+        if not session.accepts(form.get(CSRF_FIELD)):
+            raise Forbidden(f"The form's {CSRF_FIELD} is missing or wrong; reload the page.")
         response = RedirectResponse("/models", status_code=303)
-        session.forget(response)
+        await self._sessions.close(session, response)
         return response

@@ -1,49 +1,92 @@
-"""The admin's browser session: the admin key in a Secure, HttpOnly, SameSite=Strict cookie.
+"""The admin's browser session: a random id in a Secure, HttpOnly, SameSite=Strict cookie.
 
-Holding the key itself (not a server-side session id) keeps every worker and replica able to
-check it, and revoking is rotating the admin key.
+The session lives in the database (store/admin_sessions.py), so every worker and replica
+checks the same one, it ends after `admin_session_ttl_s`, and signing out deletes it: a
+copy of the old cookie opens nothing. Each session carries a CSRF token that every
+state-changing form of the pages posts back.
 """
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.errors import AuthError
 from modelyard.gateway import Gateway
+from modelyard.store.admin_sessions import AdminSessionTable
 
 COOKIE = "modelyard_admin"
-MAX_AGE_S = 12 * 3600
+CSRF_FIELD = "csrf_token"
 
 
-def is_admin(gateway: Gateway, request: Request) -> bool:
-    key = request.cookies.get(COOKIE)
-    if not key:
-        return False
-    try:
-        return gateway.auth.is_admin(f"Bearer {key}")
-    except AuthError:
-        return False
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def key_is_admin(gateway: Gateway, key: str) -> bool:
-    try:
-        return bool(key.strip()) and gateway.auth.is_admin(f"Bearer {key.strip()}")
-    except AuthError:
-        return False
+@dataclass(frozen=True)
+class AdminSession:
+    id: str
+    csrf_token: str
+
+    def accepts(self, submitted: str | None) -> bool:
+        """Whether a form posted this session's CSRF token."""
+        return bool(submitted) and hmac.compare_digest(
+            self.csrf_token.encode(), (submitted or "").encode()
+        )
 
 
-def remember(response: Response, key: str) -> None:
-    response.set_cookie(
-        COOKIE,
-        key.strip(),
-        max_age=MAX_AGE_S,
-        path="/",
-        secure=True,
-        httponly=True,
-        samesite="strict",
-    )
+class AdminSessions:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gw = gateway
 
+    def _table(self) -> AdminSessionTable:
+        return AdminSessionTable(self._gw.store.engine)
 
-def forget(response: Response) -> None:
-    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    def key_is_admin(self, key: str) -> bool:
+        try:
+            return bool(key.strip()) and self._gw.auth.is_admin(f"Bearer {key.strip()}")
+        except AuthError:
+            return False
+
+    async def current(self, request: Request) -> AdminSession | None:
+        """The live session this request's cookie names, if any."""
+        session_id = request.cookies.get(COOKIE)
+        if not session_id:
+            return None
+        row = await self._table().find(
+            _sha256(session_id), _sha256(self._gw.admin_key), datetime.now(UTC)
+        )
+        return None if row is None else AdminSession(session_id, row.csrf_token)
+
+    async def open(self, response: Response) -> None:
+        """Start a session (the caller checked the admin key) and set its cookie."""
+        ttl_s = self._gw.settings.admin_session_ttl_s
+        session_id = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        await self._table().insert(
+            _sha256(session_id),
+            secrets.token_urlsafe(32),
+            _sha256(self._gw.admin_key),
+            now,
+            now + timedelta(seconds=ttl_s),
+        )
+        response.set_cookie(
+            COOKIE,
+            session_id,
+            max_age=int(ttl_s),
+            path="/",
+            secure=True,
+            httponly=True,
+            samesite="strict",
+        )
+
+    async def close(self, session: AdminSession, response: Response) -> None:
+        """End the session everywhere and drop the browser's cookie."""
+        await self._table().delete(_sha256(session.id))
+        response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
