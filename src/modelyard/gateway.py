@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,15 +13,20 @@ from modelyard.config import Settings, ensure_admin_key, ensure_data_dir, write_
 from modelyard.errors import Conflict
 from modelyard.ledger.writer import LedgerWriter
 from modelyard.limits.base import RateLimiter
-from modelyard.limits.budget import BudgetGuard
+from modelyard.limits.budget import BudgetGuard, LedgerSpend, SpendBackend
+from modelyard.limits.budget_memory import MemoryBudget
+from modelyard.limits.budget_redis import RedisBudget
+from modelyard.limits.budget_unflushed import UnflushedSpend
 from modelyard.limits.memory import MemoryRateLimiter
 from modelyard.limits.redis_backend import RedisRateLimiter
+from modelyard.limits.redis_client import RedisClient
 from modelyard.metrics import GatewayMetrics
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
 from modelyard.secret_box import SecretBox
 from modelyard.stats import Stats
 from modelyard.store import ApiKey, App, Store
+from modelyard.store.records import Generation
 from modelyard.store.store import database_url
 
 log = logging.getLogger(__name__)
@@ -129,12 +135,10 @@ class Gateway:
         settings = self.settings
         ensure_data_dir(settings.data_dir)
         self._store = await Store.open(database_url(settings.data_dir, settings.database_url))
-        self._ledger = LedgerWriter(
-            self._store.insert_generations, max_delay_s=settings.ledger_batch_delay_s
-        )
+        self._budget = self._budget_guard(self._store)
+        self._ledger = LedgerWriter(self._insert_rows, max_delay_s=settings.ledger_batch_delay_s)
         self._ledger.start()
         self._metrics = GatewayMetrics(lambda: self.ledger.queue_depth)
-        self._budget = BudgetGuard(self._store.key_spend)
         self._stats = Stats(self._store.engine)
         if settings.redis_url:
             self._limiter = RedisRateLimiter(
@@ -155,6 +159,23 @@ class Gateway:
         await self.providers.start(context)
         if settings.bootstrap_app:
             self.bootstrap_key = await self._bootstrap(settings.data_dir / BOOTSTRAP_KEY_FILE)
+
+    def _budget_guard(self, store: Store) -> BudgetGuard:
+        unflushed = UnflushedSpend()
+        ledger_spend = LedgerSpend(store.key_spend, unflushed)
+        backend: SpendBackend = MemoryBudget(ledger_spend)
+        if self.settings.redis_url:
+            backend = RedisBudget(
+                RedisClient(self.settings.redis_url, timeout_s=1.0),
+                ledger_spend,
+                fail_open=self.settings.redis_failure_policy == "open",
+                fallback=MemoryBudget(ledger_spend),
+            )
+        return BudgetGuard(backend, ledger_spend, unflushed)
+
+    async def _insert_rows(self, rows: Sequence[Generation]) -> None:
+        await self.store.insert_generations(rows)
+        self.budget.flushed(rows)  # written: the ledger's sums now count them
 
     async def _bootstrap(self, key_file: Path) -> str | None:
         """On a fresh install, an app "default" with the embedded model, so the first curl works.
@@ -182,5 +203,7 @@ class Gateway:
         await self.providers.close()
         if self._limiter is not None:
             await self._limiter.close()
+        if self._budget is not None:
+            await self._budget.close()
         if self._store is not None:
             await self._store.close()

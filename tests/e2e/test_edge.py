@@ -168,6 +168,33 @@ def test_a_50_mb_header_gets_431_without_being_buffered(edge: RunningGateway) ->
     assert growth < 8 * MiB, f"peak RSS grew by {growth / MiB:.1f} MiB"
 
 
+def test_a_head_over_the_cap_in_one_write_gets_431(edge: RunningGateway) -> None:
+    sock = _connect(edge)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: edge\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n")
+    response = _read_until_closed(sock)
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 431 "), response[:200]
+
+
+def test_heads_under_the_cap_and_bodies_behind_them_pass(edge: RunningGateway) -> None:
+    sock = _connect(edge)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: edge\r\nX-Big: " + b"a" * 30_000 + b"\r\n\r\n")
+    assert _read_response(sock).startswith(b"HTTP/1.1 200 ")
+    body = b" " * 500_000  # arrives in the same reads as its head; under the 1 MiB chat cap
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer "
+        + edge.app_key.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    response = _read_response(sock)
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 400 "), response[:300]
+    assert "JSON" in str(_error_of(response)["message"])
+
+
 def test_a_10_mb_admin_body_gets_413_without_being_buffered(edge: RunningGateway) -> None:
     peak_before = _status_field(edge, "VmHWM")
     headers = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}

@@ -81,20 +81,21 @@ def test_two_replicas_enforce_one_limit_exactly(replicas: list[RunningGateway]) 
 
 
 def test_spent_budget_is_402_with_the_limit_and_reset(replicas: list[RunningGateway]) -> None:
-    key = new_key(replicas[0], limit=0.00001, limit_reset="daily")
+    key = new_key(replicas[0], limit=0.00002, limit_reset="daily")
     headers = {"Authorization": f"Bearer {key}"}
     first = httpx.post(
         replicas[0].api_url + "/chat/completions", json=BODY, headers=headers, timeout=60
     )
     assert first.status_code == 200  # nothing spent yet
     assert first.json()["usage"]["cost"] > 0.00001
+    # The other replica sees the spend at once (the reservation is held in Redis).
     second = httpx.post(
-        replicas[0].api_url + "/chat/completions", json=BODY, headers=headers, timeout=60
+        replicas[1].api_url + "/chat/completions", json=BODY, headers=headers, timeout=60
     )
     assert second.status_code == 402
     error = second.json()["error"]
     assert error["code"] == 402
-    assert "$0.00001" in error["message"] and "daily limit resets at" in error["message"]
+    assert "$0.00002" in error["message"] and "daily limit resets at" in error["message"]
 
 
 @pytest.mark.parametrize(("policy", "status"), [("open", 200), ("closed", 503)])

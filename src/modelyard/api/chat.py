@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import TypeVar
 
 import msgspec
@@ -19,7 +18,6 @@ from starlette.types import Receive, Scope, Send
 from modelyard.api.auth import Caller
 from modelyard.api.event_pump import EventPump, StreamQuiet
 from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
-from modelyard.catalog.pricing import request_cost
 from modelyard.errors import (
     GatewayError,
     InvalidRequest,
@@ -29,11 +27,13 @@ from modelyard.errors import (
     UpstreamRateLimited,
 )
 from modelyard.gateway import Gateway
+from modelyard.ledger.billing import usage_cost
 from modelyard.ledger.recorder import GenerationRecorder
 from modelyard.limits.base import Limits, Reservation
-from modelyard.providers.base import Delta, Finish, StreamEvent, Usage
+from modelyard.limits.budget import BudgetReservation
+from modelyard.limits.budget_estimate import prompt_ceiling
+from modelyard.providers.base import Delta, Finish, StreamEvent
 from modelyard.providers.credentials import app_provider_keys
-from modelyard.routing.filters import min_prompt_tokens
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.planner import Route
 from modelyard.routing.sticky import Conversation
@@ -121,9 +121,17 @@ class ChatCompletions:
             await send_error(send, error)
             return
         try:
-            await gateway.budget.check(caller.key)
+            budget = await gateway.budget.reserve(
+                caller.key, recorder.generation_id, request, routes
+            )
+        except GatewayError as error:
+            await send_error(send, error)
+            return
+        try:
             reservation = await self._reserve(caller, request, routes[0])
         except GatewayError as error:
+            if budget is not None:
+                await budget.release()
             await send_error(send, error)
             return
         headers = reservation.headers() if reservation else []
@@ -135,16 +143,30 @@ class ChatCompletions:
                     receive, respond(request, routes, send, recorder, headers)
                 )
         finally:
-            row = recorder.row()
-            gateway.ledger.record(row)
-            gateway.metrics.observe(row)
-            gateway.budget.spent(caller.key, row.cost)
-            if row.status == 200 and row.endpoint is not None:
-                gateway.planner.health.observe(row.endpoint, row.latency_ms, row.throughput)
-            if row.status == 200 and recorder.route is not None:
-                gateway.planner.served(session, recorder.route)
-            if reservation is not None:
-                await gateway.limiter.settle(reservation, row.tokens_prompt + row.tokens_completion)
+            await self._settle(recorder, budget, reservation, session)
+
+    async def _settle(
+        self,
+        recorder: GenerationRecorder,
+        budget: BudgetReservation | None,
+        reservation: Reservation | None,
+        session: Conversation,
+    ) -> None:
+        """Bill what the request used (what was relayed, if it was cut short) everywhere:
+        ledger, metrics, the key's budget and the rate-limit window."""
+        gateway = self._gateway
+        row = recorder.row()
+        gateway.ledger.record(row)
+        gateway.budget.recorded(row)
+        gateway.metrics.observe(row)
+        if budget is not None:
+            await budget.settle(row.cost)
+        if row.status == 200 and row.endpoint is not None:
+            gateway.planner.health.observe(row.endpoint, row.latency_ms, row.throughput)
+        if row.status == 200 and recorder.route is not None:
+            gateway.planner.served(session, recorder.route)
+        if reservation is not None:
+            await gateway.limiter.settle(reservation, row.tokens_prompt + row.tokens_completion)
 
     async def _reserve(
         self, caller: Caller, request: ChatRequest, route: Route
@@ -160,9 +182,7 @@ class ChatCompletions:
         if limits.rpm is None and limits.tpm is None:
             return None
         # Prompt estimate plus the most the answer may use; settled on real usage after.
-        estimate = min_prompt_tokens(request) * 2 + (
-            request.output_limit or route.endpoint.max_output
-        )
+        estimate = prompt_ceiling(request) + (request.output_limit or route.endpoint.max_output)
         scope = f"{caller.app.id}:{route.model.id}"
         return await self._gateway.limiter.reserve(scope, limits, estimate)
 
@@ -189,7 +209,7 @@ class ChatCompletions:
         except asyncio.CancelledError:
             recorder.cancelled = True
             raise
-        cost = _cost(route, result.usage)
+        cost = usage_cost(route.endpoint.price, result.usage)
         recorder.finished(result.usage, cost, result.finish_reason, result.native_finish_reason)
         recorder.output(result.content)
         gen_id = recorder.generation_id
@@ -338,15 +358,17 @@ async def _relay(
                     raise UpstreamError("the provider ended the stream without finishing it")
             recorder.first_token()
             if isinstance(event, Delta):
-                recorder.output(event.content)
+                recorder.relayed(event)
                 await body(writer.delta(event))
                 event = None
                 continue
             assert isinstance(event, Finish)
-            cost = _cost(route, event.usage)
-            recorder.finished(event.usage, cost, event.finish_reason, event.native_finish_reason)
+            # An upstream that reports no usage is billed for what was relayed.
+            usage = event.usage if event.usage.total_tokens else recorder.relayed_usage()
+            cost = usage_cost(route.endpoint.price, usage)
+            recorder.finished(usage, cost, event.finish_reason, event.native_finish_reason)
             await body(writer.finish(event.finish_reason, event.native_finish_reason))
-            await body(writer.usage(event.usage, cost))
+            await body(writer.usage(usage, cost))
             break
     except GatewayError as error:
         recorder.failed(error)
@@ -356,17 +378,6 @@ async def _relay(
         recorder.failed(failure)
         await body(writer.error(failure))
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
-
-
-def _cost(route: Route, usage: Usage) -> Decimal:
-    return request_cost(
-        route.endpoint.price,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.cached_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-    )
 
 
 async def _cancel_on_disconnect(

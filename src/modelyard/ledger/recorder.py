@@ -12,7 +12,9 @@ import orjson
 from modelyard.api.auth import Caller
 from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.errors import GatewayError
-from modelyard.providers.base import Usage
+from modelyard.ledger.billing import RelayedTokens, usage_cost
+from modelyard.providers.base import Delta, Usage
+from modelyard.routing.filters import min_prompt_tokens
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest
 from modelyard.store.records import Attempt, Generation
@@ -53,6 +55,7 @@ class GenerationRecorder:
         self.native_finish_reason: str | None = None
         self.cancelled = False
         self._output: list[str] = []
+        self._relayed = RelayedTokens()
 
     def start_attempt(self) -> None:
         self._attempt_started = time.perf_counter()
@@ -81,6 +84,24 @@ class GenerationRecorder:
     def output(self, text: str | None) -> None:
         if self._log_content and text:
             self._output.append(text)
+
+    def relayed(self, delta: Delta) -> None:
+        """A piece of a streamed answer was sent on to the client."""
+        self._relayed.add(delta)
+        self.output(delta.content)
+
+    def relayed_usage(self) -> Usage:
+        """What the stream sent so far, counted here (for when the upstream never said)."""
+        return self._relayed.usage(min_prompt_tokens(self._request))
+
+    def _billed(self) -> tuple[Usage, Decimal]:
+        """A stream that did not finish (cut by the client, failed midway) is billed for
+        what it relayed; otherwise the upstream's usage stands."""
+        route = self.route
+        if self._finished is not None or route is None or not self._relayed.completion:
+            return self.usage, self.cost
+        usage = self.relayed_usage()
+        return usage, usage_cost(route.endpoint.price, usage)
 
     def finished(
         self, usage: Usage, cost: Decimal, finish_reason: str, native_finish_reason: str
@@ -112,6 +133,7 @@ class GenerationRecorder:
             if (value := getattr(request, name)) is not None
         }
         status = self.status or (499 if self.cancelled else 500)
+        usage, cost = self._billed()
         return Generation(
             id=self.generation_id,
             created_at=self._created_at,
@@ -122,12 +144,12 @@ class GenerationRecorder:
             endpoint=route.endpoint.id if route else None,
             status=status,
             error=self.error,
-            tokens_prompt=self.usage.prompt_tokens,
-            tokens_completion=self.usage.completion_tokens,
-            tokens_cached=self.usage.cached_tokens,
-            tokens_cache_write=self.usage.cache_write_tokens,
-            tokens_reasoning=self.usage.reasoning_tokens,
-            cost=self.cost,
+            tokens_prompt=usage.prompt_tokens,
+            tokens_completion=usage.completion_tokens,
+            tokens_cached=usage.cached_tokens,
+            tokens_cache_write=usage.cache_write_tokens,
+            tokens_reasoning=usage.reasoning_tokens,
+            cost=cost,
             latency_ms=latency,
             generation_time_ms=generation_time,
             streamed=request.stream,

@@ -70,6 +70,9 @@ class Delta:
     reasoning: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     logprobs: list[TokenLogprob] | None = None
+    # The prompt's token count, when the upstream reports it before the end (Anthropic's
+    # message_start does): what a stream cut short is billed for its prompt.
+    prompt_tokens: int | None = None
 
 
 @dataclass(slots=True)

@@ -62,6 +62,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._head_ended = False
+        self._measure_head = False
         self._discard_left = 0
         self._close_after_body = False
 
@@ -88,25 +89,52 @@ class EdgeProtocol(HttpToolsProtocol):
             self._start_head()
         entered_head = self._phase is Phase.HEAD
         self._head_ended = False
-        super().data_received(data)
+        # A head that ends in this read is measured when complete, if it could be too large.
+        self._measure_head = self._head_bytes + len(data) > self._limits.max_head_bytes
+        self._feed(data)
+        if self.transport.is_closing():
+            return
         phase = self._phase
         if phase is Phase.HEAD:
-            # Only a read that lay wholly inside one head is counted: a head that began
-            # after another request's end in the same read is counted from the next read.
+            # A head still incomplete: count the read if it lay wholly inside the head (one
+            # that began after another request's end in this read is counted from the next).
             if entered_head and not self._head_ended:
                 self._head_bytes += len(data)
                 if self._head_bytes > self._limits.max_head_bytes:
-                    self._refuse(
-                        HeadersTooLarge(
-                            "The request line and headers are larger than the "
-                            f"{self._limits.max_head_bytes}-byte limit."
-                        )
-                    )
+                    self._refuse(self._head_too_large())
         elif phase is Phase.BODY:
             if self._deadline is None:
                 self._arm(self._limits.body_timeout_s)
         elif phase is Phase.LINGER:
             self._discard(len(data))
+
+    def _feed(self, data: bytes) -> None:
+        """uvicorn's data_received, and a head found too large once parsed is a 431."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse(self._head_too_large())
+                return
+            message = "Invalid HTTP request received."
+            self.logger.warning(message)
+            self.send_400_response(message)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    def _head_too_large(self) -> HeadersTooLarge:
+        limit = self._limits.max_head_bytes
+        return HeadersTooLarge(
+            f"The request line and headers are larger than the {limit}-byte limit."
+        )
+
+    def _parsed_head_size(self) -> int:
+        # The method, the version and the spaces and line ends around them: 20 bytes at most.
+        return 20 + len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     # -- httptools parser callbacks --------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -117,6 +145,8 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._phase is not Phase.HEAD:  # refused or closing: start nothing more
             return
+        if self._measure_head and self._parsed_head_size() > self._limits.max_head_bytes:
+            raise _HeadTooLarge  # stops the parser before the body; _feed answers 431
         self._cancel()
         self._head_ended = True
         super().on_headers_complete()
@@ -227,6 +257,10 @@ class EdgeProtocol(HttpToolsProtocol):
             self._refuse(RequestTimeout(f"The {part} did not arrive within {limit:g} s."))
         else:
             self.transport.close()
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop the parser at the end of a head too large."""
 
 
 class _CloseWhenBodyRead(asyncio.Transport):
