@@ -132,6 +132,32 @@ def test_a_session_ends_by_itself_after_its_ttl(tmp_path: Path) -> None:
         running.stop()
 
 
+def test_rotating_the_admin_key_ends_every_session(tmp_path: Path) -> None:
+    before = start_gateway(tmp_path, admin_key=ADMIN, env=LIGHT)
+    try:
+        cookie = sign_in(before)
+    finally:
+        before.stop()
+    after = start_gateway(tmp_path, admin_key="the-rotated-admin-key", env=LIGHT)
+    try:
+        assert get_apps(after, cookie).status_code == 303
+    finally:
+        after.stop()
+
+
+def test_every_worker_sees_a_sign_in_and_a_sign_out(tmp_path: Path) -> None:
+    running = start_gateway(tmp_path, admin_key=ADMIN, env=LIGHT, extra_args=["--workers", "2"])
+    try:
+        cookie = sign_in(running)
+        # Each request on a new connection: the kernel spreads them over both workers.
+        assert {get_apps(running, cookie).status_code for _ in range(20)} == {200}
+        token = csrf_token(get_apps(running, cookie).text)
+        assert sign_out(running, cookie, {"csrf_token": token}).status_code == 303
+        assert {get_apps(running, cookie).status_code for _ in range(20)} == {303}
+    finally:
+        running.stop()
+
+
 # -- security headers --------------------------------------------------------------------
 
 
