@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.catalog import load_catalog
-from modelyard.errors import PaymentRequired
+from modelyard.errors import PaymentRequired, ServiceUnavailable
 from modelyard.ledger.periods import period_start
 from modelyard.limits.budget import BudgetGuard, LedgerSpend, SpendPeriod
 from modelyard.limits.budget_estimate import prompt_ceiling, spend_ask
@@ -23,6 +23,7 @@ from modelyard.limits.redis_client import RedisClient
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import parse_chat_request
 from modelyard.store.records import ApiKey, Generation
+from tests.e2e.server import free_port
 
 REDIS = "redis://127.0.0.1:6379/5"  # a database of its own: no other test's keys
 CATALOG = """
@@ -278,3 +279,22 @@ async def test_a_used_up_limit_says_when_it_resets(routes: list[Route]) -> None:
     assert "spend limit of $0.5 is used up" in caught.value.message
     assert "weekly limit resets at" in caught.value.message
     assert await guard.reserve(key(None), "gen-2", REQUEST, routes) is None  # no limit
+
+
+@pytest.mark.parametrize("fail_open", [True, False], ids=["open", "closed"])
+async def test_redis_down_follows_the_failure_policy(fail_open: bool) -> None:
+    client = RedisClient(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    spend = LedgerSpend(Ledger("0.004").spend_since, UnflushedSpend())
+    budget = RedisBudget(client, spend, fail_open=fail_open, fallback=MemoryBudget(spend))
+    total = SpendPeriod.of(key("0.01"))
+    try:
+        if not fail_open:
+            with pytest.raises(ServiceUnavailable):
+                await budget.reserve(total, "gen-1", Decimal("0.005"))
+            return
+        # Held in this process instead, against the ledger's figure.
+        assert (await budget.reserve(total, "gen-1", Decimal("0.005"))).hold is not None
+        refused = await budget.reserve(total, "gen-2", Decimal("0.005"))
+        assert refused.hold is None and refused.spent == Decimal("0.004")
+    finally:
+        await client.close()
