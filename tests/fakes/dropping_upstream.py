@@ -130,6 +130,8 @@ class DroppingUpstream:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            return  # stopping: asyncio's server would log a cancelled handler as an error
         finally:
             writer.close()
             self._handlers.discard(handler)

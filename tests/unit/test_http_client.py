@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from modelyard.providers.http_client import (
     READ_BUFFER_BYTES,
@@ -519,3 +520,23 @@ async def test_no_proxy_origins_are_reached_directly_and_bad_proxies_named(
         with pytest.raises(ConnectFailed, match=r"ALL_PROXY is socks5://.*only http://"):
             await post(client, url)
         await client.close()
+
+
+def test_the_tunnel_and_happy_eyeballs_work_on_uvloop_as_the_server_runs_them(
+    tmp_path: Path, proxy_port: int, proxy_env: Callable[..., None]
+) -> None:
+    """`modelyard serve` runs on uvloop, whose transports are not asyncio's: start_tls
+    and set_protocol on a tunnelled connection must work there too."""
+    cert_file, key_file = certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    proxy_env(https_proxy=f"http://user:secret@127.0.0.1:{proxy_port}")
+
+    async def exchange() -> tuple[list[tuple[int, bytes]], int]:
+        async with server(lambda n, request, w: w.write(OK), tls=server_tls) as (url, seen):
+            client = HttpClient(ssl.create_default_context(cafile=str(cert_file)))
+            answers = [await post(client, url) for _ in range(2)]
+            await client.close()
+        return answers, seen.connections
+
+    assert uvloop.run(exchange()) == ([(200, b"hello")] * 2, 1)

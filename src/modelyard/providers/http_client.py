@@ -218,7 +218,9 @@ class _Connection(asyncio.Protocol):
             self._finish()  # an answer without length or chunking ends when the connection does
             return
         if not self.received_any:
-            self._fail(ConnectFailed(f"the connection closed before an answer ({exc or 'EOF'})"))
+            # The request may have reached the upstream: it is not sent again (see above).
+            why = f"the connection closed before an answer ({exc or 'EOF'}); not re-sent"
+            self._fail(ConnectFailed(why))
         else:
             self._fail(ConnectionBroken(f"the connection closed mid-answer ({exc or 'EOF'})"))
 
