@@ -28,18 +28,25 @@ def prompt_ceiling(request: ChatRequest) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _RouteCeiling:
-    prompt_cost: Decimal  # the prompt ceiling at this route's prices
-    token_cost: Decimal  # one answer token at this route's dearest output rate
+    price: Price  # the route's dearest rates (see _dearest)
+    prompt_tokens: int
     max_tokens: int
+    cost: Decimal
 
-    @property
-    def cost(self) -> Decimal:
-        return self.prompt_cost + self.token_cost * self.max_tokens
+    @classmethod
+    def of(cls, price: Price, prompt_tokens: int, max_tokens: int) -> _RouteCeiling:
+        cost = request_cost(price, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
+        return cls(price, prompt_tokens, max_tokens, cost)
 
     def affordable(self, remaining: Decimal) -> int:
-        if self.token_cost == 0:
-            return self.max_tokens if remaining >= self.prompt_cost else 0
-        return max(int((remaining - self.prompt_cost) // self.token_cost), 0)
+        """The most answer tokens `remaining` covers (worked out only for a refusal)."""
+        prompt_cost = request_cost(
+            self.price, prompt_tokens=self.prompt_tokens, completion_tokens=0
+        )
+        token_cost = request_cost(self.price, prompt_tokens=0, completion_tokens=1)
+        if token_cost == 0:
+            return self.max_tokens if remaining >= prompt_cost else 0
+        return max(int((remaining - prompt_cost) // token_cost), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +74,10 @@ def spend_ask(request: ChatRequest, routes: list[Route]) -> SpendAsk:
     prompt = prompt_ceiling(request)
     return SpendAsk(
         tuple(
-            _RouteCeiling(
-                prompt_cost=request_cost(
-                    _dearest(route.endpoint.price), prompt_tokens=prompt, completion_tokens=0
-                ),
-                token_cost=request_cost(
-                    _dearest(route.endpoint.price), prompt_tokens=0, completion_tokens=1
-                ),
-                max_tokens=request.output_limit or route.endpoint.max_output,
+            _RouteCeiling.of(
+                _dearest(route.endpoint.price),
+                prompt,
+                request.output_limit or route.endpoint.max_output,
             )
             for route in tried
         )
@@ -85,4 +88,6 @@ def _dearest(price: Price) -> Price:
     """Prompt and answer tokens each at the highest rate they could be billed at."""
     prompt = max(price.prompt, price.cache_read or 0.0, price.cache_write or 0.0)
     completion = max(price.completion, price.reasoning or 0.0)
+    if prompt == price.prompt and completion == price.completion:
+        return price  # the ceiling bills no cached or reasoning tokens: same rates
     return Price(prompt=prompt, completion=completion)
