@@ -511,9 +511,15 @@ async def test_no_proxy_origins_are_reached_directly_and_bad_proxies_named(
 ) -> None:
     wrong = f"http://user:wrong@127.0.0.1:{proxy_port}"
     async with server(lambda n, request, w: w.write(OK)) as (url, _):
-        proxy_env(http_proxy=wrong, https_proxy=wrong, no_proxy="example.com,localhost")
+        port = url.split(":")[2].split("/")[0]
+        for bypass in ("example.com,localhost", f"localhost:{port}", "*"):
+            proxy_env(http_proxy=wrong, https_proxy=wrong, no_proxy=bypass)
+            client = HttpClient()
+            assert await post(client, url) == (200, b"hello")  # the refusing proxy bypassed
+            await client.close()
+        proxy_env(no_proxy=f"localhost:{int(port) + 1}")  # another port: through the proxy
         client = HttpClient()
-        assert await post(client, url) == (200, b"hello")  # the refusing proxy is bypassed
+        assert (await post(client, url))[0] == 407
         await client.close()
         proxy_env(all_proxy="socks5://127.0.0.1:1080", http_proxy="", no_proxy="")
         client = HttpClient()

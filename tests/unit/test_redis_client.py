@@ -228,6 +228,8 @@ async def test_rediss_is_verified_by_default_and_takes_redis_py_options(tmp_path
         await plain.close()
     with pytest.raises(ValueError, match="ssl_cert_reqs must be one of none, optional, required"):
         RedisClient("rediss://127.0.0.1?ssl_cert_reqs=sometimes")
+    with pytest.raises(ValueError, match=r"ssl_ca_certs='/nonexistent\.pem' cannot be read"):
+        RedisClient("rediss://127.0.0.1?ssl_ca_certs=/nonexistent.pem")
 
 
 async def call_for(client: RedisClient, seconds: float) -> list[str]:

@@ -100,7 +100,10 @@ def _tls_context(query: dict[str, str]) -> ssl.SSLContext:
         raise ValueError(
             f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}, not {requirement!r}"
         )
-    context = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
+    try:
+        context = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ssl_ca_certs={query['ssl_ca_certs']!r} cannot be read: {exc}") from exc
     if CERT_REQS[requirement] != ssl.CERT_REQUIRED:
         context.check_hostname = False
         context.verify_mode = CERT_REQS[requirement]

@@ -363,7 +363,7 @@ class HttpClient:
 
     def _proxy_for(self, target: Target) -> Proxy | None:
         try:
-            return self._proxies.proxy_for(target.tls, target.host)
+            return self._proxies.proxy_for(target.tls, target.host, target.port)
         except ProxyError as exc:
             raise ConnectFailed(str(exc)) from exc
 
@@ -401,7 +401,9 @@ class HttpClient:
     async def _open(self, target: Target, proxy: Proxy | None) -> _Connection:
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if target.tls else None
-        hop = f"the proxy {proxy.shown}" if proxy else f"{target.host}:{target.port}"
+        hop = f"{target.host}:{target.port}" + (
+            f" through the proxy {proxy.shown}" if proxy else ""
+        )
         try:
             if proxy is None:
                 sock = await self._connect(target.host, target.port)

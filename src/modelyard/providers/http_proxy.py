@@ -73,9 +73,12 @@ class ProxyChoice:
                 except ProxyError as exc:
                     self._by_scheme[scheme] = exc  # an error for the requests it concerns only
 
-    def proxy_for(self, tls: bool, host: str) -> Proxy | None:
+    def proxy_for(self, tls: bool, host: str, port: int) -> Proxy | None:
         found = self._by_scheme.get("https" if tls else "http")
-        if found is None or (self._bypass and proxy_bypass_environment(host, self._bypass)):
+        if found is None:
+            return None
+        # host:port, so that NO_PROXY entries with and without a port both match
+        if self._bypass and proxy_bypass_environment(f"{host}:{port}", self._bypass):
             return None
         if isinstance(found, ProxyError):
             raise found
