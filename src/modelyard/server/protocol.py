@@ -3,7 +3,8 @@
 uvicorn buffers a request head of any size, waits for a head or a body forever, and closes
 right after answering a request whose body it has not read (the peer's kernel then turns
 the close into a reset, and a client still writing never sees the answer). This protocol
-keeps one timer per connection, re-armed as the request moves through its phases:
+keeps one deadline per connection (server/deadline.py), moved as a request goes through
+its phases:
 
     HEAD    the request head has `head_timeout_s` and `max_head_bytes` (431 past it)
     BODY    the whole body has `body_timeout_s` from the end of the head (a deadline, not
@@ -32,6 +33,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from modelyard.errors import GatewayError, RequestTimeout, ServiceUnavailable
+from modelyard.server.deadline import Deadline
 from modelyard.server.limits import LINGER_BYTES, REFUSED_LINGER_S, EdgeLimits
 from modelyard.server.responses import HeadersTooLarge, closing_response
 
@@ -59,7 +61,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self._limits = limits
         self._phase = Phase.HEAD
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = Deadline(self.loop, self._on_deadline)
         self._head_bytes = 0
         self._head_ended = False
         self._measure_head = False
@@ -73,10 +75,10 @@ class EdgeProtocol(HttpToolsProtocol):
             refusal = ServiceUnavailable("The server has too many open connections; retry later.")
             self._refuse(refusal, linger_s=min(REFUSED_LINGER_S, self._limits.linger_s))
             return
-        self._arm(self._limits.head_timeout_s)
+        self._deadline.set(self._limits.head_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel()
+        self._deadline.stop()
         self._phase = Phase.CLOSED
         super().connection_lost(exc)
 
@@ -103,8 +105,8 @@ class EdgeProtocol(HttpToolsProtocol):
                 if self._head_bytes > self._limits.max_head_bytes:
                     self._refuse(self._head_too_large())
         elif phase is Phase.BODY:
-            if self._deadline is None:
-                self._arm(self._limits.body_timeout_s)
+            if not self._deadline.armed:
+                self._deadline.set(self._limits.body_timeout_s)
         elif phase is Phase.LINGER:
             self._discard(len(data))
 
@@ -147,7 +149,7 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         if self._measure_head and self._parsed_head_size() > self._limits.max_head_bytes:
             raise _HeadTooLarge  # stops the parser before the body; _feed answers 431
-        self._cancel()
+        self._deadline.clear()
         self._head_ended = True
         super().on_headers_complete()
         self._phase = Phase.BODY
@@ -160,10 +162,10 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_message_complete()
         phase = self._phase
         if phase is Phase.BODY:
-            self._cancel()
+            self._deadline.clear()
             self._phase = Phase.APP
         elif phase is Phase.LINGER:
-            self._cancel()
+            self._deadline.clear()
             if self._close_after_body:
                 self._phase = Phase.CLOSED
                 self.transport.close()
@@ -197,14 +199,14 @@ class EdgeProtocol(HttpToolsProtocol):
     def _start_head(self) -> None:
         self._phase = Phase.HEAD
         self._head_bytes = 0
-        self._arm(self._limits.head_timeout_s)
+        self._deadline.set(self._limits.head_timeout_s)
 
     def _linger(self, *, close_after: bool) -> None:
         self._phase = Phase.LINGER
         self._close_after_body = close_after
         self._discard_left = LINGER_BYTES
         self._unset_keepalive_if_required()
-        self._arm(self._limits.linger_s)
+        self._deadline.set(self._limits.linger_s)
 
     def _discard(self, size: int) -> None:
         self._discard_left -= size
@@ -229,21 +231,10 @@ class EdgeProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._arm(self._limits.linger_s if linger_s is None else linger_s)
+        self._deadline.set(self._limits.linger_s if linger_s is None else linger_s)
 
-    # -- the one timer ---------------------------------------------------------------------
-    def _arm(self, delay: float) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        self._deadline = self.loop.call_later(delay, self._on_deadline)
-
-    def _cancel(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
+    # -- the one deadline ------------------------------------------------------------------
     def _on_deadline(self) -> None:
-        self._deadline = None
         if self.transport.is_closing():
             return
         phase = self._phase
@@ -251,7 +242,7 @@ class EdgeProtocol(HttpToolsProtocol):
             limits = self._limits
             limit = limits.head_timeout_s if phase is Phase.HEAD else limits.body_timeout_s
             if self.flow.read_paused:
-                self._arm(limit)
+                self._deadline.set(limit)
                 return
             part = "request head" if phase is Phase.HEAD else "request body"
             self._refuse(RequestTimeout(f"The {part} did not arrive within {limit:g} s."))
