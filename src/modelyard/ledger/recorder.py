@@ -12,6 +12,7 @@ import orjson
 from modelyard.api.auth import Caller
 from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.errors import GatewayError
+from modelyard.ledger.attribution import clean_attribution
 from modelyard.ledger.billing import RelayedTokens, usage_cost
 from modelyard.providers.base import Delta, Usage
 from modelyard.routing.filters import min_prompt_tokens
@@ -37,8 +38,7 @@ class GenerationRecorder:
         self.generation_id = generation_id
         self._caller = caller
         self._request = request
-        self._referer = http_referer
-        self._title = x_title
+        self._referer, self._title = clean_attribution(http_referer, x_title)
         self._log_content = log_content and not caller.zdr
         self._created_at = datetime.now(UTC)
         self._started = time.perf_counter()
