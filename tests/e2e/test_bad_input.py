@@ -206,3 +206,63 @@ def test_server_keeps_serving_after_bad_input(client: openai.OpenAI) -> None:
         with pytest.raises(openai.BadRequestError):
             client.chat.completions.create(model=MODEL, messages=[])
     assert client.chat.completions.create(model=MODEL, messages=USER, max_tokens=1).choices  # type: ignore[arg-type]
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+HEAD = b'{"model": "google/gemma-3-270m", "messages": [{"role": "user", "content": "hi"}], '
+DEEP_CASES: list[tuple[str, bytes, str]] = [
+    ("unknown field", b'"junk": ' + nested(5000), "junk"),
+    (
+        "tool parameters",
+        b'"tools": [{"type": "function", "function": {"name": "f", "parameters": '
+        b'{"type": "object", "properties": {"a": ' + nested(5000) + b"}}}}]",
+        "tools",
+    ),
+    (
+        "json_schema",
+        b'"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": '
+        + b'{"a": ' * 5000
+        + b"1"
+        + b"}" * 5000
+        + b"}}",
+        "response_format",
+    ),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize(("case", "field", "param"), DEEP_CASES, ids=[c[0] for c in DEEP_CASES])
+def test_json_nested_5000_deep_is_a_400_naming_the_field(
+    gateway: RunningGateway, case: str, field: bytes, param: str, stream: bool
+) -> None:
+    body = HEAD + field + (b', "stream": true}' if stream else b"}")
+    logged_before = len(gateway.log())
+    response = httpx.post(
+        gateway.api_url + "/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {gateway.app_key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and "128 levels" in error["message"]
+    logged = gateway.log()[logged_before:]
+    assert "Traceback" not in logged and "RecursionError" not in logged
+
+
+def test_a_logit_bias_key_of_5000_digits_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=USER, max_tokens=1, logit_bias={"9" * 5000: 1}
+        )  # type: ignore[arg-type]
+    assert caught.value.body["param"] == "logit_bias"  # type: ignore[index]
+
+
+def test_logit_bias_with_the_largest_token_id_is_served(client: openai.OpenAI) -> None:
+    # Far past the model's vocabulary: llama.cpp leaves such ids alone.
+    answer = client.chat.completions.create(
+        model=MODEL, messages=USER, max_tokens=2, logit_bias={"2147483647": 5, "0": -100}
+    )  # type: ignore[arg-type]
+    assert answer.choices[0].message.content is not None
