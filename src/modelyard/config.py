@@ -49,6 +49,8 @@ class Settings:
     load_local_models: bool = True
     # Create an app "default" with the embedded model attached on the first start.
     bootstrap_app: bool = True
+    # Open connections per upstream origin (host and port); more callers queue.
+    upstream_max_connections: int = 100
     # Unknown API keys remembered (LRU), and failed key lookups per client per minute (0: off).
     auth_unknown_keys_cached: int = 10_000
     auth_failures_per_minute: int = 60
@@ -107,6 +109,8 @@ class Settings:
             values["redis_failure_policy"] = policy
         if env.get("MODELYARD_SECRET_KEY"):
             values["secret_key"] = env["MODELYARD_SECRET_KEY"]
+        if "MODELYARD_UPSTREAM_MAX_CONNECTIONS" in env:
+            values["upstream_max_connections"] = int(env["MODELYARD_UPSTREAM_MAX_CONNECTIONS"])
         if "MODELYARD_AUTH_UNKNOWN_KEYS_CACHED" in env:
             values["auth_unknown_keys_cached"] = int(env["MODELYARD_AUTH_UNKNOWN_KEYS_CACHED"])
         if "MODELYARD_AUTH_FAILURES_PER_MINUTE" in env:
