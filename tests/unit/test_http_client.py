@@ -546,3 +546,20 @@ def test_the_tunnel_and_happy_eyeballs_work_on_uvloop_as_the_server_runs_them(
         return answers, seen.connections
 
     assert uvloop.run(exchange()) == ([(200, b"hello")] * 2, 1)
+
+
+async def test_a_connection_that_received_bytes_while_idle_is_not_reused() -> None:
+    async def answer(n: int, request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        if n == 1:  # out of step: bytes after the answer, asked for by nobody
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+
+    async with server(answer) as (url, seen):
+        client = HttpClient()
+        assert await post(client, url) == (200, b"hello")
+        await asyncio.sleep(0.2)
+        assert await post(client, url) == (200, b"hello")
+        await client.close()
+    assert seen.connections == 2 and len(seen.requests) == 2
