@@ -563,3 +563,14 @@ async def test_a_connection_that_received_bytes_while_idle_is_not_reused() -> No
         assert await post(client, url) == (200, b"hello")
         await client.close()
     assert seen.connections == 2 and len(seen.requests) == 2
+
+
+async def test_a_second_answer_to_one_request_takes_the_connection_out_of_the_pool() -> None:
+    twice = OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
+
+    async with server(lambda n, request, w: w.write(twice if n == 1 else OK)) as (url, seen):
+        client = HttpClient()
+        assert await post(client, url) == (200, b"hello")
+        assert await post(client, url) == (200, b"hello")  # not "stale"
+        await client.close()
+    assert seen.connections == 2

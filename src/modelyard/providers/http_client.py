@@ -225,12 +225,22 @@ class _Connection(asyncio.Protocol):
             self._fail(ConnectionBroken(f"the connection closed mid-answer ({exc or 'EOF'})"))
 
     # -- httptools callbacks ---------------------------------------------------------------
+    # Once the answer is complete, whatever follows is a second answer to one request: the
+    # connection is out of step, so it is closed (never reused) and the rest ignored.
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # "100 Continue" and the like: the answer is still to come
             self.headers = {}
@@ -240,6 +250,8 @@ class _Connection(asyncio.Protocol):
             self._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > READ_BUFFER_BYTES and not self._paused and self._transport:
@@ -248,7 +260,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self.status:  # not the end of a 1xx
+        if self.status and not self.complete:  # not the end of a 1xx, nor of a stray answer
             # Asked now: once the parser has moved past the message it answers False.
             self._reusable = self._parser.should_keep_alive()
             self._finish()
