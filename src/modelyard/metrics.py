@@ -105,10 +105,12 @@ class GatewayMetrics:
         for attempt in row.attempts:
             if attempt.status != 200:
                 self.upstream_failures.labels(attempt.provider, str(attempt.status)).inc()
-        if row.status != 200:
+        if row.provider is None:
             return
         served = self._served_by(model, provider)
-        if row.latency_ms is not None:
+        # A stream the client cut (499) or that failed midway is billed for what it relayed:
+        # its tokens and cost count here as in the ledger; its timings describe no answer.
+        if row.status == 200 and row.latency_ms is not None:
             served.ttft.observe(row.latency_ms / 1000)
             total_ms = row.latency_ms + (row.generation_time_ms or 0.0)
             served.duration.observe(total_ms / 1000)

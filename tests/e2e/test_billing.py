@@ -158,6 +158,7 @@ def priced(prompt: int, completion: int) -> Decimal:
 
 def test_a_cut_stream_is_billed_for_the_tokens_it_relayed(gateway: RunningGateway) -> None:
     key = new_key(gateway, label="cut")
+    spent_before = metered_cost(gateway, "test/slow")
     gen_id = cut_stream(gateway, key, after=5)
     assert isinstance(gen_id, str)
     row = generation(gateway, key, gen_id)
@@ -168,6 +169,16 @@ def test_a_cut_stream_is_billed_for_the_tokens_it_relayed(gateway: RunningGatewa
     cost = priced(row["tokens_prompt"], row["tokens_completion"])
     assert Decimal(str(row["total_cost"])) == cost > 0
     assert key_info(gateway, key)["usage"] == pytest.approx(float(cost))
+    # Metrics count the same bill as the ledger.
+    assert metered_cost(gateway, "test/slow") - spent_before == pytest.approx(float(cost))
+
+
+def metered_cost(gw: RunningGateway, model: str) -> float:
+    """The Prometheus spend counter of `model` (0 before its first billed request)."""
+    for line in httpx.get(gw.base_url + "/metrics").text.splitlines():
+        if line.startswith("modelyard_cost_usd_total{") and f'model="{model}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_cut_streams_use_up_a_spend_limit(gateway: RunningGateway) -> None:

@@ -29,13 +29,19 @@ class RelayedTokens:
     reported them early, if it did, else the caller's estimate."""
 
     completion: int = 0
-    prompt: int | None = None
+    prompt: Usage | None = None
 
     def add(self, delta: Delta) -> None:
         self.completion += 1
-        if delta.prompt_tokens is not None:
-            self.prompt = delta.prompt_tokens
+        if delta.prompt_usage is not None:
+            self.prompt = delta.prompt_usage
 
     def usage(self, prompt_estimate: int) -> Usage:
-        prompt = self.prompt if self.prompt is not None else prompt_estimate
-        return Usage(prompt_tokens=prompt, completion_tokens=self.completion)
+        if self.prompt is None:
+            return Usage(prompt_tokens=prompt_estimate, completion_tokens=self.completion)
+        return Usage(
+            prompt_tokens=self.prompt.prompt_tokens,
+            completion_tokens=self.completion,
+            cached_tokens=self.prompt.cached_tokens,
+            cache_write_tokens=self.prompt.cache_write_tokens,
+        )

@@ -106,9 +106,17 @@ class StreamTranslator:
         self._usage: dict[str, Any] = {}  # Anthropic's counts, as last reported
         self._stop_reason = "end_turn"
         self._tools: dict[int, _ToolBlock] = {}  # by Anthropic content-block index
+        self._prompt_told = False  # the first Delta carries message_start's prompt counts
         self.finished = False
 
     def feed(self, event: SseEvent) -> list[StreamEvent]:
+        events = self._translate(event)
+        if not self._prompt_told and self._usage and events and isinstance(events[0], Delta):
+            events[0].prompt_usage = usage_of(self._usage)
+            self._prompt_told = True
+        return events
+
+    def _translate(self, event: SseEvent) -> list[StreamEvent]:
         if event.event == "ping":
             return []
         try:

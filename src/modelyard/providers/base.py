@@ -70,9 +70,10 @@ class Delta:
     reasoning: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     logprobs: list[TokenLogprob] | None = None
-    # The prompt's token count, when the upstream reports it before the end (Anthropic's
-    # message_start does): what a stream cut short is billed for its prompt.
-    prompt_tokens: int | None = None
+    # The prompt's counts (prompt, cached, cache write), when the upstream reports them
+    # before the end (Anthropic's message_start does): what a stream cut short is billed
+    # for its prompt.
+    prompt_usage: Usage | None = None
 
 
 @dataclass(slots=True)
