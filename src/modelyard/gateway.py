@@ -154,7 +154,10 @@ class Gateway:
             admin_can_infer=settings.admin_can_infer,
         )
         context = ProviderContext(
-            catalog=self.catalog, data_dir=settings.data_dir, show_progress=settings.show_progress
+            catalog=self.catalog,
+            data_dir=settings.data_dir,
+            show_progress=settings.show_progress,
+            upstream_max_connections=settings.upstream_max_connections,
         )
         await self.providers.start(context)
         if settings.bootstrap_app:

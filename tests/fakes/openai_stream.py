@@ -38,6 +38,8 @@ class SlowOpenAI:
     def __init__(self, port: int) -> None:
         self.port = port
         self.requests = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0  # the most requests it was answering at once
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -67,6 +69,16 @@ class SlowOpenAI:
         scenario = request.match_info["scenario"]
         body = await request.json()
         self.requests += 1
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, scenario, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(
+        self, request: web.Request, scenario: str, body: dict[str, Any]
+    ) -> web.StreamResponse:
         if not body.get("stream"):
             await asyncio.sleep(ANSWER_DELAY_S)
             message = {"role": "assistant", "content": "tok " * TOKENS}

@@ -144,7 +144,7 @@ class HttpAdapter:
     """What every HTTP adapter shares: one pooled client, opened and closed with the app."""
 
     def __init__(self, context: ProviderContext) -> None:
-        self._http = UpstreamHttp()
+        self._http = UpstreamHttp(context.upstream_max_connections)
 
     async def start(self) -> None:
         await self._http.start()

@@ -19,6 +19,8 @@ class ProviderContext:
     catalog: Catalog
     data_dir: Path
     show_progress: bool = False
+    # Open connections an HTTP adapter keeps to one upstream origin (host and port).
+    upstream_max_connections: int = 100
 
 
 ProviderFactory = Callable[[ProviderContext], Provider]
