@@ -40,6 +40,7 @@ NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
 # More distinct hosts than this in one request are refused rather than resolved.
 MAX_HOSTS = 16
+MAX_URL_CHARS = 16_384  # data: URLs excepted
 ALLOW_HINT = "the operator can allow hosts or networks with MODELYARD_IMAGE_URL_ALLOW"
 
 
@@ -64,7 +65,9 @@ class ImageUrlPolicy:
     def parse(
         cls, allow: str = "", *, allow_http: bool = False, resolver: Resolver = system_resolver
     ) -> ImageUrlPolicy:
-        """`allow`: comma-separated host names and networks ("cdn.internal,10.1.0.0/16")."""
+        """`allow`: comma-separated host names and networks ("cdn.internal,10.1.0.0/16");
+        "*.example.com" allows its subdomains too, "*" every host name (addresses are still
+        checked, as they are in the URL)."""
         hosts: set[str] = set()
         networks: list[Network] = []
         for entry in (e.strip().lower() for e in allow.split(",")):
@@ -73,7 +76,7 @@ class ImageUrlPolicy:
             try:
                 networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
-                if not re.fullmatch(r"[a-z0-9_.-]+", entry):
+                if not re.fullmatch(r"\*|(\*\.)?[a-z0-9_.-]+", entry):
                     raise ValueError(
                         f"MODELYARD_IMAGE_URL_ALLOW: {entry!r} is neither a host name nor a network"
                     ) from None
@@ -112,6 +115,8 @@ class ImageUrlPolicy:
                 "must be an https URL (http:// is refused unless the operator sets "
                 "MODELYARD_IMAGE_URL_ALLOW_HTTP)"
             )
+        if len(url) > MAX_URL_CHARS:
+            raise UrlRefused(f"is longer than {MAX_URL_CHARS} characters")
         if any(c == "\\" or c.isspace() or not c.isprintable() for c in url):
             raise UrlRefused("must not contain spaces, control characters or backslashes")
         parts = urlsplit(url)
@@ -130,10 +135,16 @@ class ImageUrlPolicy:
             raise UrlRefused(f"points to {host!r}, which is not a public host ({ALLOW_HINT})")
         literal = _literal_address(host)
         if literal is None:
-            return host, port
+            return None if self._wildcard_allows(host) else (host, port)
         if not self.address_allowed(literal):
             raise UrlRefused(f"points to {literal}, which is not a public address ({ALLOW_HINT})")
         return None
+
+    def _wildcard_allows(self, host: str) -> bool:
+        if "*" in self.allowed_hosts:
+            return True
+        labels = host.split(".")
+        return any(f"*.{'.'.join(labels[i:])}" in self.allowed_hosts for i in range(len(labels)))
 
     async def check_host(self, host: str, port: int) -> None:
         try:
