@@ -23,9 +23,8 @@ pipelining) is not the client's fault and is re-armed.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import httptools
 from uvicorn.config import Config
@@ -38,14 +37,17 @@ from modelyard.server.limits import LINGER_BYTES, REFUSED_LINGER_S, EdgeLimits
 from modelyard.server.responses import HeadersTooLarge, closing_response
 
 
-class Phase(enum.Enum):
-    HEAD = enum.auto()
-    BODY = enum.auto()
-    APP = enum.auto()
-    IDLE = enum.auto()
-    LINGER = enum.auto()
-    DISCARD = enum.auto()
-    CLOSED = enum.auto()
+class Phase:
+    """A connection's phase. Plain ints: an Enum member costs 4x more to look up, and
+    these are looked up several times a request."""
+
+    HEAD: Final = 0
+    BODY: Final = 1
+    APP: Final = 2
+    IDLE: Final = 3
+    LINGER: Final = 4
+    DISCARD: Final = 5
+    CLOSED: Final = 6
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -60,7 +62,7 @@ class EdgeProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._limits = limits
-        self._phase = Phase.HEAD
+        self._phase: int = Phase.HEAD
         self._deadline = Deadline(self.loop, self._on_deadline)
         self._head_bytes = 0
         self._head_ended = False
@@ -84,12 +86,12 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         phase = self._phase
-        if phase is Phase.DISCARD:
+        if phase == Phase.DISCARD:
             self._discard(len(data))
             return
-        if phase is Phase.IDLE:
+        if phase == Phase.IDLE:
             self._start_head()
-        entered_head = self._phase is Phase.HEAD
+        entered_head = self._phase == Phase.HEAD
         self._head_ended = False
         # A head that ends in this read is measured when complete, if it could be too large.
         self._measure_head = self._head_bytes + len(data) > self._limits.max_head_bytes
@@ -97,17 +99,17 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         phase = self._phase
-        if phase is Phase.HEAD:
+        if phase == Phase.HEAD:
             # A head still incomplete: count the read if it lay wholly inside the head (one
             # that began after another request's end in this read is counted from the next).
             if entered_head and not self._head_ended:
                 self._head_bytes += len(data)
                 if self._head_bytes > self._limits.max_head_bytes:
                     self._refuse(self._head_too_large())
-        elif phase is Phase.BODY:
+        elif phase == Phase.BODY:
             if not self._deadline.armed:
                 self._deadline.set(self._limits.body_timeout_s)
-        elif phase is Phase.LINGER:
+        elif phase == Phase.LINGER:
             self._discard(len(data))
 
     def _feed(self, data: bytes) -> None:
@@ -141,11 +143,11 @@ class EdgeProtocol(HttpToolsProtocol):
     # -- httptools parser callbacks --------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._phase is Phase.APP or self._phase is Phase.IDLE:
+        if self._phase == Phase.APP or self._phase == Phase.IDLE:
             self._start_head()
 
     def on_headers_complete(self) -> None:
-        if self._phase is not Phase.HEAD:  # refused or closing: start nothing more
+        if self._phase != Phase.HEAD:  # refused or closing: start nothing more
             return
         if self._measure_head and self._parsed_head_size() > self._limits.max_head_bytes:
             raise _HeadTooLarge  # stops the parser before the body; _feed answers 431
@@ -161,10 +163,10 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         phase = self._phase
-        if phase is Phase.BODY:
+        if phase == Phase.BODY:
             self._deadline.clear()
             self._phase = Phase.APP
-        elif phase is Phase.LINGER:
+        elif phase == Phase.LINGER:
             self._deadline.clear()
             if self._close_after_body:
                 self._phase = Phase.CLOSED
@@ -182,15 +184,15 @@ class EdgeProtocol(HttpToolsProtocol):
         if not latest or self.transport.is_closing():
             return
         phase = self._phase
-        if phase is Phase.BODY:  # answered before the body was read (e.g. 413, 401)
+        if phase == Phase.BODY:  # answered before the body was read (e.g. 413, 401)
             self._linger(close_after=False)
-        elif phase is Phase.LINGER:
+        elif phase == Phase.LINGER:
             self._unset_keepalive_if_required()
-        elif phase is Phase.APP:
+        elif phase == Phase.APP:
             self._phase = Phase.IDLE
 
     def _close_requested(self) -> None:
-        if self._phase is Phase.BODY:
+        if self._phase == Phase.BODY:
             self._linger(close_after=True)
         else:
             self.transport.close()
@@ -238,13 +240,13 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         phase = self._phase
-        if phase is Phase.HEAD or phase is Phase.BODY:
+        if phase == Phase.HEAD or phase == Phase.BODY:
             limits = self._limits
-            limit = limits.head_timeout_s if phase is Phase.HEAD else limits.body_timeout_s
+            limit = limits.head_timeout_s if phase == Phase.HEAD else limits.body_timeout_s
             if self.flow.read_paused:
                 self._deadline.set(limit)
                 return
-            part = "request head" if phase is Phase.HEAD else "request body"
+            part = "request head" if phase == Phase.HEAD else "request body"
             self._refuse(RequestTimeout(f"The {part} did not arrive within {limit:g} s."))
         else:
             self.transport.close()
