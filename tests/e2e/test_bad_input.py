@@ -219,7 +219,7 @@ DEEP_CASES: list[tuple[str, bytes, str]] = [
         "tool parameters",
         b'"tools": [{"type": "function", "function": {"name": "f", "parameters": '
         b'{"type": "object", "properties": {"a": ' + nested(5000) + b"}}}}]",
-        "tools",
+        "tools[0].function.parameters",
     ),
     (
         "json_schema",
@@ -228,7 +228,7 @@ DEEP_CASES: list[tuple[str, bytes, str]] = [
         + b"1"
         + b"}" * 5000
         + b"}}",
-        "response_format",
+        "response_format.json_schema.schema.a",
     ),
 ]
 

@@ -23,11 +23,13 @@ def nested(depth: int) -> bytes:
     [
         (b'"junk":' + nested(5000), "junk"),
         (b'"junk":' + b"[" * 5000, "junk"),  # never closed
-        (b'"junk":' + b'{"a":' * 5000 + b"1" + b"}" * 5000, "junk"),
+        (b'"junk":' + b'{"a":' * 5000 + b"1" + b"}" * 5000, "junk.a.a.a"),
+        (b'"junk":{"a":1,"b":[1,2,' + nested(5000) + b"]}", "junk.b"),
         (
-            b'"tools":[{"type":"function","function":{"name":"f","parameters":'
+            b'"tools":[{"type":"function","function":{"name":"g"}},'
+            b'{"type":"function","function":{"name":"f","parameters":'
             b'{"type":"object","properties":' + nested(5000) + b"}}}]",
-            "tools",
+            "tools[1].function.parameters",
         ),
         (
             b'"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":'
@@ -35,7 +37,7 @@ def nested(depth: int) -> bytes:
             + b"1"
             + b"}" * 5000
             + b"}}",
-            "response_format",
+            "response_format.json_schema.schema.a",
         ),
     ],
 )
@@ -44,6 +46,19 @@ def test_deep_nesting_anywhere_is_a_400_naming_the_field(field: bytes, param: st
         parse_chat_request(HEAD + field + b"}")
     assert caught.value.param == param
     assert str(MAX_DEPTH) in caught.value.message
+
+
+def test_a_deep_body_of_no_field_names_none() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        check_depth(b"[" + nested(5000) + b"]")
+    assert caught.value.param is None and caught.value.message.startswith("The request body")
+
+
+def test_a_path_far_into_a_field_stops_at_the_field() -> None:
+    body = b'{"junk":[' + b"[]," * 200_000 + nested(500) + b"]}"
+    with pytest.raises(InvalidRequest) as caught:
+        check_depth(body)
+    assert caught.value.param == "junk"
 
 
 def test_deep_tool_call_arguments_are_refused_by_name() -> None:

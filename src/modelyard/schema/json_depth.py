@@ -24,6 +24,11 @@ _NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
 # '"' → 0, openers → 1, closers → -1, once read as int8 less one.
 _AS_STEP = bytes.maketrans(_STRUCTURE, bytes([1, 2, 0, 2, 0]))
 _KEY_BEFORE = re.compile(rb'"([^"]{1,64})"\s*:\s*$')
+_TOKEN = re.compile(rb'"[^"]*"|[\[\]{},:]')
+# How far into a too-deep field its path is followed (then the field's name is enough),
+# and how many of its first steps the path names ("tools[3].function.parameters").
+_PATH_TOKENS = 100_000
+_PATH_STEPS = 3
 
 
 def check_depth(body: bytes, *, limit: int = MAX_DEPTH, param: str | None = None) -> None:
@@ -36,7 +41,7 @@ def check_depth(body: bytes, *, limit: int = MAX_DEPTH, param: str | None = None
     # string (every later position keeps the parity of the quotes before it).
     if _max_depth(text.translate(None, _NOT_STRUCTURE).replace(b'""', b"")) <= limit:
         return
-    where = param or _top_level_key(text, _top_open_before_too_deep(text, limit))
+    where = param or _where(text, limit)
     subject = f"'{where}'" if where else "The request body"
     raise InvalidRequest(
         f"{subject} nests JSON more than {limit} levels deep, deeper than this gateway accepts.",
@@ -90,3 +95,38 @@ def _top_level_key(text: bytes, at: int) -> str | None:
         return None
     found = _KEY_BEFORE.search(text, max(0, at - 256), at)
     return found.group(1).decode("utf-8", "replace") if found else None
+
+
+def _where(text: bytes, limit: int) -> str | None:
+    """The path to the too-deep value: its top-level field, and its first few steps in."""
+    top_open = _top_open_before_too_deep(text, limit)
+    field = _top_level_key(text, top_open)
+    if field is None:
+        return None
+    steps: list[str] = []  # per open container: "[i]" or ".key"
+    expecting_key = False
+    for count, token in enumerate(_TOKEN.finditer(text, top_open)):
+        kind = token.group()[:1]
+        if kind in (b"{", b"["):
+            steps.append("[0]" if kind == b"[" else "")
+            expecting_key = kind == b"{"
+        elif kind in (b"}", b"]"):
+            steps.pop()
+            expecting_key = False
+        elif kind == b",":
+            if steps and steps[-1].startswith("["):
+                steps[-1] = f"[{int(steps[-1][1:-1]) + 1}]"
+            else:
+                expecting_key = True
+        elif kind == b":":
+            expecting_key = False
+        elif expecting_key and steps:
+            steps[-1] = "." + token.group()[1:-1].decode("utf-8", "replace")
+        if not steps or count > _PATH_TOKENS:
+            return field
+        if len(steps) >= limit:
+            named = steps[:_PATH_STEPS]
+            while named and named[-1].startswith("["):  # "junk", not "junk[0][0][0]"
+                named.pop()
+            return field + "".join(named)
+    return field
