@@ -161,3 +161,13 @@ def test_ipv6_clients_are_counted_per_64_and_the_table_is_bounded() -> None:
     assert len(failures) == 100
     clock.now += 120  # everyone's allowance is full again
     assert failures.retry_after("10.0.0.7") is None
+
+
+async def test_no_limit_when_turned_off_or_without_a_client_address() -> None:
+    directory = CountingDirectory()
+    off = Authenticator("admin", directory, failures_per_minute=0, clock=Clock())
+    unknown = Authenticator("admin", directory, failures_per_minute=1, clock=Clock())
+    for n in range(100):
+        for auth, client in ((off, "10.0.0.1"), (unknown, None)):
+            with pytest.raises(AuthError, match="Invalid API key"):
+                await auth.caller(f"Bearer bad-{n}", client=client)
