@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 
 import msgspec
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelyard.errors import InvalidRequest
 from modelyard.schema.chat import parse_chat_request
@@ -103,3 +106,37 @@ def test_the_check_is_linear_on_the_worst_shapes() -> None:
         started = time.process_time()
         check_depth(body)
         assert time.process_time() - started < 5  # about 0.15 s when idle
+
+
+def depth_of(value: object) -> int:
+    """Nesting of a decoded JSON value, counted without recursion (as the check must)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend(
+                (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+            )
+    return deepest
+
+
+tricky_text = st.text(alphabet='[]{}"\\,:ab\n', max_size=8)
+json_values = st.recursive(
+    st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values, st.integers(min_value=1, max_value=12))
+def test_the_count_agrees_with_the_decoded_depth(value: object, limit: int) -> None:
+    body = orjson.dumps({"v": value})
+    deep = depth_of({"v": value}) > limit
+    try:
+        check_depth(body, limit=limit)
+    except InvalidRequest:
+        assert deep
+    else:
+        assert not deep
