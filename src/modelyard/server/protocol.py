@@ -144,6 +144,9 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._phase == Phase.APP or self._phase == Phase.IDLE:
+            # The next request, in the read that ended the last one: the keep-alive timer
+            # that the end of a lingering body armed is not for it.
+            self._unset_keepalive_if_required()
             self._start_head()
 
     def on_headers_complete(self) -> None:
