@@ -9,8 +9,9 @@ from modelyard.config import Settings
 # Bytes read and thrown away after an early answer (413, 431, 408) before closing: enough
 # for a client that writes its whole body before reading to see the answer, not a sink.
 LINGER_BYTES = 64 * 1024 * 1024
-# How long a connection refused for being one too many may linger (it holds a descriptor).
-REFUSED_LINGER_S = 1.0
+# The linger after answering a client that was too slow (408) or one too many (503): it
+# sends little, so a second is enough to read the answer, and the descriptor is freed soon.
+BRIEF_LINGER_S = 1.0
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """uvicorn's httptools protocol, held to the limits a public server needs.
 
 uvicorn buffers a request head of any size, waits for a head or a body forever, and closes
-right after answering a request whose body it has not read (the peer's kernel then turns
-the close into a reset, and a client still writing never sees the answer). This protocol
+right after answering a request whose body it has not read (a socket closed with unread
+data sends a reset, and a client still writing never sees the answer). This protocol
 keeps one deadline per connection (server/deadline.py), moved as a request goes through
 its phases:
 
@@ -13,8 +13,8 @@ its phases:
     IDLE    uvicorn's keep-alive timeout
     LINGER  answered before the body was read: the rest is read and thrown away, for up to
             `linger_s` and LINGER_BYTES, so that the client can read the answer
-    DISCARD answered by the server itself (408, 431, 503): read and thrown away, unparsed,
-            until the client closes or the linger bounds are reached
+    DISCARD answered by the server itself (431; 408 and 503 linger a second at most): read
+            and thrown away, unparsed, until the client closes or the linger bounds are reached
 
 A deadline that passes while the server itself has stopped reading (flow control,
 pipelining) is not the client's fault and is re-armed.
@@ -33,7 +33,7 @@ from uvicorn.server import ServerState
 
 from modelyard.errors import GatewayError, RequestTimeout, ServiceUnavailable
 from modelyard.server.deadline import Deadline
-from modelyard.server.limits import LINGER_BYTES, REFUSED_LINGER_S, EdgeLimits
+from modelyard.server.limits import BRIEF_LINGER_S, LINGER_BYTES, EdgeLimits
 from modelyard.server.responses import HeadersTooLarge, closing_response
 
 
@@ -75,7 +75,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if len(self.connections) > self._limits.max_connections:
             refusal = ServiceUnavailable("The server has too many open connections; retry later.")
-            self._refuse(refusal, linger_s=min(REFUSED_LINGER_S, self._limits.linger_s))
+            self._refuse(refusal, linger_s=self._brief_linger_s())
             return
         self._deadline.set(self._limits.head_timeout_s)
 
@@ -238,6 +238,9 @@ class EdgeProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         self._deadline.set(self._limits.linger_s if linger_s is None else linger_s)
 
+    def _brief_linger_s(self) -> float:
+        return min(BRIEF_LINGER_S, self._limits.linger_s)
+
     # -- the one deadline ------------------------------------------------------------------
     def _on_deadline(self) -> None:
         if self.transport.is_closing():
@@ -250,7 +253,8 @@ class EdgeProtocol(HttpToolsProtocol):
                 self._deadline.set(limit)
                 return
             part = "request head" if phase == Phase.HEAD else "request body"
-            self._refuse(RequestTimeout(f"The {part} did not arrive within {limit:g} s."))
+            timeout = RequestTimeout(f"The {part} did not arrive within {limit:g} s.")
+            self._refuse(timeout, linger_s=self._brief_linger_s())
         else:
             self.transport.close()
 
