@@ -111,6 +111,7 @@ def serve(
         settings = Settings.from_env(
             host=host, port=port, data_dir=data_dir, catalog_file=catalog, show_progress=True
         )
+        protocol = http_protocol(settings)
         gateway = Gateway.create(settings)
     except (CatalogError, SecretBoxError, ValueError) as exc:
         console.print(f"[red]cannot start:[/] {exc}", highlight=False)
@@ -121,7 +122,7 @@ def serve(
         "loop": "uvloop",
         # httptools with limits on heads, bodies, time and connections (modelyard.server);
         # no websocket routes, so no websocket upgrade either.
-        "http": http_protocol(settings),
+        "http": protocol,
         "ws": "none",
         "access_log": access_log,
         "log_level": "info",

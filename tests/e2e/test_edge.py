@@ -313,6 +313,22 @@ def test_urllib_posting_too_much_gets_413_not_a_reset(edge: RunningGateway, path
     assert json.loads(caught.value.read())["error"]["type"] == "request_too_large"
 
 
+def test_urllib_posting_a_small_body_is_served(edge: RunningGateway) -> None:
+    request = urllib.request.Request(  # urllib asks for Connection: close
+        edge.base_url + "/admin/apps",
+        data=b'{"name": "from-urllib"}',
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status in (200, 201)
+        assert json.loads(response.read())["name"] == "from-urllib"
+
+
+def test_an_edge_setting_of_zero_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="MODELYARD_BODY_TIMEOUT_S must be greater than 0"):
+        start_gateway(tmp_path, env={"MODELYARD_LOAD_LOCAL": "0", "MODELYARD_BODY_TIMEOUT_S": "0"})
+
+
 def test_an_early_answer_keeps_the_connection_once_the_body_is_read(
     edge: RunningGateway,
 ) -> None:

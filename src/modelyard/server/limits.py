@@ -13,6 +13,14 @@ LINGER_BYTES = 64 * 1024 * 1024
 # sends little, so a second is enough to read the answer, and the descriptor is freed soon.
 BRIEF_LINGER_S = 1.0
 
+_VARIABLES = {
+    "max_head_bytes": "MODELYARD_MAX_HEADER_BYTES",
+    "head_timeout_s": "MODELYARD_HEADER_TIMEOUT_S",
+    "body_timeout_s": "MODELYARD_BODY_TIMEOUT_S",
+    "linger_s": "MODELYARD_LINGER_S",
+    "max_connections": "MODELYARD_MAX_CONNECTIONS",
+}
+
 
 @dataclass(frozen=True)
 class EdgeLimits:
@@ -21,6 +29,11 @@ class EdgeLimits:
     body_timeout_s: float = 30.0
     linger_s: float = 5.0
     max_connections: int = 1024
+
+    def __post_init__(self) -> None:
+        for name, variable in _VARIABLES.items():
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{variable} must be greater than 0")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgeLimits:
