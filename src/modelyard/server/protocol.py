@@ -18,6 +18,10 @@ its phases:
 
 A deadline that passes while the server itself has stopped reading (flow control,
 pipelining) is not the client's fault and is re-armed.
+
+This leans on uvicorn's protocol and request-cycle attributes (cycle, pipeline, flow,
+keep_alive, response_started...); tests/e2e/test_edge.py is what says a new uvicorn
+still fits.
 """
 
 from __future__ import annotations
