@@ -23,6 +23,7 @@ from modelyard.limits.redis_client import RedisClient
 from modelyard.metrics import GatewayMetrics
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
+from modelyard.schema.image_urls import ImageUrlPolicy
 from modelyard.secret_box import SecretBox
 from modelyard.stats import Stats
 from modelyard.store import ApiKey, App, Store
@@ -74,6 +75,8 @@ class Gateway:
     # Made by this start: the banner shows a key in full only on the start that made it.
     admin_key_created: bool = False
     bootstrap_key: str | None = field(default=None)
+    # Which image URLs a request may hand an upstream to fetch.
+    image_urls: ImageUrlPolicy = field(default_factory=ImageUrlPolicy)
 
     @classmethod
     def create(cls, settings: Settings, providers: ProviderRegistry | None = None) -> Gateway:
@@ -88,6 +91,9 @@ class Gateway:
             admin_key=admin_key.value,
             admin_key_created=admin_key.created,
             _box=SecretBox(settings.secret_key) if settings.secret_key else None,
+            image_urls=ImageUrlPolicy.parse(
+                settings.image_url_allow, allow_http=settings.image_url_allow_http
+            ),
         )
 
     # The store, ledger and authenticator exist between start() and close().
@@ -152,6 +158,8 @@ class Gateway:
             self.admin_key,
             StoreDirectory(self._store, self.secret_box),
             admin_can_infer=settings.admin_can_infer,
+            unknown_keys_cached=settings.auth_unknown_keys_cached,
+            failures_per_minute=settings.auth_failures_per_minute,
         )
         context = ProviderContext(
             catalog=self.catalog,

@@ -63,7 +63,8 @@ class AccountApi:
         authorization = request.headers.get("authorization")
         gw = self._gw
         is_admin = gw.auth.is_admin(authorization)
-        caller = None if is_admin else await gw.auth.caller(authorization)
+        client = request.client.host if request.client else None
+        caller = None if is_admin else await gw.auth.caller(authorization, client=client)
         gen_id = request.query_params.get("id", "")
         if not gen_id:
             raise InvalidRequest("Missing required query parameter: 'id'.", param="id")
@@ -76,7 +77,8 @@ class AccountApi:
 
     async def key(self, request: Request) -> Response:
         gw = self._gw
-        caller = await gw.auth.caller(request.headers.get("authorization"))
+        client = request.client.host if request.client else None
+        caller = await gw.auth.caller(request.headers.get("authorization"), client=client)
         if caller.key is None or caller.app is None:
             raise InvalidRequest("GET /v1/key describes an app key; the admin key has none.")
         key = caller.key

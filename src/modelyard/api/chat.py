@@ -38,6 +38,7 @@ from modelyard.routing.health import HealthTracker
 from modelyard.routing.planner import Route
 from modelyard.routing.sticky import Conversation
 from modelyard.schema.chat import ChatRequest, parse_chat_request
+from modelyard.schema.image_urls import check_image_urls
 from modelyard.schema.response import (
     DONE,
     KEEPALIVE,
@@ -65,7 +66,10 @@ class ChatCompletions:
         try:
             if scope["method"] != "POST":
                 raise InvalidRequest("Use POST for /v1/chat/completions.")
-            caller = await self._gateway.auth.caller(header(scope, b"authorization"))
+            client = scope.get("client")
+            caller = await self._gateway.auth.caller(
+                header(scope, b"authorization"), client=client[0] if client else None
+            )
         except GatewayError as error:
             await send_error(send, error)
             return
@@ -84,6 +88,7 @@ class ChatCompletions:
         try:
             body = await read_body(scope, receive, gateway.settings.max_body_bytes)
             request = parse_chat_request(body, model_override=model_override)
+            await check_image_urls(request, gateway.image_urls)
             if (header(scope, b"x-prompt-caching") or "").strip().lower() == "false":
                 request = msgspec.structs.replace(request, prompt_caching=False)
         except ClientGone:
