@@ -97,6 +97,8 @@ class Harness:
         catalog_file.write_text(_catalog(fake.base_url))
         self.port = free_port()
         settings = Settings(
+            # example.com does not resolve here; the policy's own tests cover refusal.
+            image_url_allow="example.com",
             port=self.port,
             data_dir=tmp,
             catalog_file=catalog_file,

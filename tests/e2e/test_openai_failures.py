@@ -218,6 +218,8 @@ class InProcessGateway:
         (tmp / "catalog.toml").write_text(catalog(upstream_port))
         self.port = free_port()
         settings = Settings(
+            # example.com does not resolve here; the policy's own tests cover refusal.
+            image_url_allow="example.com",
             port=self.port,
             data_dir=tmp,
             catalog_file=tmp / "catalog.toml",
