@@ -372,3 +372,15 @@ def test_a_client_leaving_mid_body_logs_no_traceback(edge: RunningGateway, path:
     time.sleep(0.5)
     assert httpx.get(edge.base_url + "/health").status_code == 200
     assert "Traceback" not in edge.log()[log_before:]
+
+
+def test_an_admin_body_nested_5000_deep_is_a_400(edge: RunningGateway) -> None:
+    deep = b'{"name": "deep", "junk": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = httpx.post(
+        f"{edge.base_url}/admin/apps",
+        content=deep,
+        headers={"Authorization": f"Bearer {edge.admin_key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "junk"
+    assert "Traceback" not in edge.log()

@@ -26,6 +26,7 @@ from modelyard.api.chat import ChatCompletions
 from modelyard.api.http import read_body, send_error
 from modelyard.errors import GatewayError, InvalidRequest, NotFound
 from modelyard.gateway import Gateway
+from modelyard.schema.json_depth import check_depth
 from modelyard.store import ApiKey, App, ModelResource
 
 T = TypeVar("T")
@@ -72,6 +73,7 @@ def _encode(value: Any) -> Any:
 
 async def _body(request: Request, kind: type[T]) -> T:
     raw = await read_body(request.scope, request.receive, ADMIN_BODY_BYTES)
+    check_depth(raw)  # msgspec recurses on unknown fields: a deep one was a 500
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
