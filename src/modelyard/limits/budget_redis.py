@@ -15,7 +15,6 @@ to this process's own reservations (budget_memory), "closed" answers 503.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
@@ -24,6 +23,7 @@ from modelyard.errors import ServiceUnavailable
 from modelyard.limits.budget import LedgerSpend, SpendPeriod, Standing
 from modelyard.limits.budget_memory import MemoryBudget
 from modelyard.limits.redis_client import RedisClient, RedisError, Script
+from modelyard.limits.warnings import OccasionalWarning
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class RedisBudget:
         self._ledger_spend = ledger_spend
         self._fail_open = fail_open
         self._fallback = fallback
-        self._last_warning = 0.0
+        self._warn = OccasionalWarning(log)
 
     @staticmethod
     def keys(period: SpendPeriod) -> list[str]:
@@ -177,12 +177,6 @@ class RedisBudget:
                 headers={"Retry-After": "1"},
             ) from exc
         self._warn(f"Redis unreachable for spend limits ({exc}); reserving in this process")
-
-    def _warn(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 10:  # one line per 10 s, not one per request
-            self._last_warning = now
-            log.warning(message)
 
     async def close(self) -> None:
         await self._redis.close()

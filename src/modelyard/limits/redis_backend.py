@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 from modelyard.errors import ServiceUnavailable
 from modelyard.limits.base import Limits, Reservation
 from modelyard.limits.memory import rate_limited
 from modelyard.limits.redis_client import RedisClient, RedisError, Script
+from modelyard.limits.warnings import OccasionalWarning
 from modelyard.limits.window import BUCKET_MS, WINDOW_MS
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class RedisRateLimiter:
         self._settling: asyncio.Task[None] | None = None
         self._fail_open = failure_policy == "open"
         self._on_failure = on_failure
-        self._last_warning = 0.0
+        self._warn = OccasionalWarning(log)
 
     @staticmethod
     def _keys(scope: str) -> list[str]:
@@ -167,12 +167,6 @@ class RedisRateLimiter:
                 headers={"Retry-After": "1"},
             ) from exc
         return Reservation(scope, "", tokens, None, None, 0.0, None, None, 0.0)
-
-    def _warn(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 10:  # one line per 10 s, not one per request
-            self._last_warning = now
-            log.warning(message)
 
     async def close(self) -> None:
         if self._settling is not None:
