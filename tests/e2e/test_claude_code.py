@@ -122,7 +122,7 @@ class Turn:
         return found[0]
 
 
-def run_claude(claude: Path, base_url: str, key: str, workdir: Path) -> Turn:
+def run_claude(claude: Path, base_url: str, auth: tuple[str, str], workdir: Path) -> Turn:
     """One non-interactive turn. The environment is built from nothing, so the user's own
     keys, config and CLAUDE.md play no part; HOME and the working folder are fresh."""
     home = workdir / "home"
@@ -134,7 +134,7 @@ def run_claude(claude: Path, base_url: str, key: str, workdir: Path) -> Turn:
         "HOME": str(home),
         "TMPDIR": str(workdir),
         "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_AUTH_TOKEN": key,  # sent as Authorization: Bearer
+        auth[0]: auth[1],
         "ANTHROPIC_MODEL": MODEL,
         "ANTHROPIC_SMALL_FAST_MODEL": MODEL,
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": MODEL,
@@ -186,14 +186,19 @@ def generation(gw: RunningGateway, key: str, gen_id: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
+# Claude Code sends ANTHROPIC_AUTH_TOKEN as Authorization: Bearer, ANTHROPIC_API_KEY as
+# x-api-key; both are how its users point it at a gateway.
+@pytest.mark.parametrize("key_variable", ["ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY"])
 def test_claude_code_answers_through_an_openai_upstream(
+    key_variable: str,
     claude_bin: Path,
     gateway: RunningGateway,
     app_key: str,
     upstream: FakeOpenAIChat,
     tmp_path: Path,
 ) -> None:
-    turn = run_claude(claude_bin, gateway.base_url, app_key, tmp_path)
+    seen_before = len(upstream.received)
+    turn = run_claude(claude_bin, gateway.base_url, (key_variable, app_key), tmp_path)
     assert turn.returncode == 0, (
         f"claude -p exited {turn.returncode}\n{turn.outcome()}\nstderr:\n{turn.stderr}\n"
         f"gateway log:\n{gateway.log()[-6000:]}"
@@ -201,8 +206,9 @@ def test_claude_code_answers_through_an_openai_upstream(
 
     # One streamed upstream call: a stream the client could not read would have made
     # Claude Code send the turn again without streaming.
-    assert len(upstream.received) == 1, [r.body.get("stream") for r in upstream.received]
-    sent = upstream.last_body
+    received = upstream.received[seen_before:]
+    assert len(received) == 1, [r.body.get("stream") for r in received]
+    sent = received[0].body
     assert sent["stream"] is True
     assert sent["model"] == "coder-upstream"
     assert sent["max_tokens"] == MAX_OUTPUT
@@ -220,7 +226,7 @@ def test_claude_code_answers_through_an_openai_upstream(
     result = turn.event("result")
     assert result["is_error"] is False and result["subtype"] == "success"
     assert result["result"].strip() == answer.strip()
-    usage = upstream.usages[0]
+    usage = upstream.usages[seen_before]
     assert result["usage"]["input_tokens"] == usage["prompt_tokens"]
     assert result["usage"]["output_tokens"] == usage["completion_tokens"]
 
