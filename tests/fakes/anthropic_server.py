@@ -17,6 +17,10 @@ text/thinking/input_json deltas, message_delta, message_stop). Test scripts, in 
 user text: "[error-midway]" sends an error event after the first text delta,
 "[cut-midway]" ends the stream there without message_stop, "[long]" streams slowly;
 a model whose name starts with "overloaded" gets HTTP 529 overloaded_error.
+
+`/v1/messages/count_tokens` answers `{"input_tokens": N}`, N counted as for usage. Every
+request is kept in `received` (path, query, headers, body) and the events of every stream
+in `streams`, every answer in `answers`, so a test can compare both ends of the gateway.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import asyncio
 import hashlib
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +38,15 @@ from tests.fakes.anthropic_rules import problem
 
 API_KEY = "sk-ant-fake-key"
 JSON = dict[str, Any]
+COUNT_TOKENS_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names in lower case
+    body: Any  # the parsed JSON, None when it did not parse
 
 
 def error_body(kind: str, message: str) -> JSON:
@@ -78,7 +92,10 @@ class FakeAnthropic:
     def __init__(self, api_key: str = API_KEY) -> None:
         self.api_key = api_key
         self.requests: list[JSON] = []  # every parsed body, rejected ones included
+        self.received: list[Received] = []  # every request to any route, as it arrived
+        self.streams: list[list[JSON]] = []  # the data of every event of every stream sent
         self.usages: list[JSON] = []  # the usage of every answer
+        self.answers: list[JSON] = []  # every message answered, whole (streamed ones too)
         self.aborted_streams = 0
         self._cached: set[str] = set()
         self._loop = asyncio.new_event_loop()
@@ -102,6 +119,7 @@ class FakeAnthropic:
     async def _start(self) -> None:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -115,16 +133,44 @@ class FakeAnthropic:
     def last_request(self) -> JSON:
         return self.requests[-1]
 
-    # -- the endpoint --------------------------------------------------------------------
-    async def _messages(self, request: web.Request) -> web.StreamResponse:
+    # -- the endpoints -------------------------------------------------------------------
+    async def _receive(self, request: web.Request) -> Any:
+        """Record the request; its parsed body, or an error response to send instead."""
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            body = None
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        self.received.append(Received(request.path, dict(request.query), headers, body))
         if request.headers.get("x-api-key") != self.api_key:
             return _error(401, "authentication_error", "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return _error(400, "invalid_request_error", "anthropic-version: header is required")
-        try:
-            body = json.loads(await request.read())
-        except json.JSONDecodeError:
+        if body is None:
             return _error(400, "invalid_request_error", "There was an error parsing the body")
+        return body
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        body = await self._receive(request)
+        if isinstance(body, web.Response):
+            return body
+        if not isinstance(body, dict):
+            return _error(400, "invalid_request_error", "body: Input should be a valid dictionary")
+        extra = sorted(set(body) - COUNT_TOKENS_FIELDS)
+        if extra:
+            return _error(
+                400, "invalid_request_error", f"{extra[0]}: Extra inputs are not permitted"
+            )
+        message = problem({**body, "max_tokens": 1})
+        if message is not None:
+            return _error(400, "invalid_request_error", message)
+        return web.json_response({"input_tokens": count_prompt(body)})
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await self._receive(request)
+        if isinstance(body, web.Response):
+            return body
         if isinstance(body, dict):
             self.requests.append(body)
         message = problem(body)
@@ -133,6 +179,7 @@ class FakeAnthropic:
         if body["model"].startswith("overloaded"):
             return _error(529, "overloaded_error", "Overloaded")
         answer = self._answer(body)
+        self.answers.append(answer)
         if body.get("stream"):
             return await self._stream(request, answer, _text_of(body["messages"][-1]["content"]))
         return web.json_response(answer)
@@ -192,13 +239,8 @@ class FakeAnthropic:
 
     def _prompt_usage(self, body: JSON) -> JSON:
         """Input tokens, split into cache reads, cache writes and the rest."""
-        blocks: list[Any] = [*(body.get("tools") or [])]
-        system = body.get("system")
-        blocks += [system] if isinstance(system, str) else (system or [])
-        for message in body["messages"]:
-            content = message["content"]
-            blocks += [content] if isinstance(content, str) else content
-        sizes = [_tokens(block) for block in blocks]
+        blocks = _prompt_blocks(body)
+        sizes = _prompt_sizes(body)
         breakpoints = [
             i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")
         ]
@@ -222,8 +264,11 @@ class FakeAnthropic:
     async def _stream(self, request: web.Request, answer: JSON, script: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        sent: list[JSON] = []
+        self.streams.append(sent)
 
         async def send(kind: str, data: JSON) -> None:
+            sent.append(data)
             await response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
 
         try:
@@ -254,6 +299,26 @@ class FakeAnthropic:
             self.aborted_streams += 1
             raise
         return response
+
+
+def _prompt_blocks(body: JSON) -> list[Any]:
+    """Tools, system and message content, in the order Anthropic caches them."""
+    blocks: list[Any] = [*(body.get("tools") or [])]
+    system = body.get("system")
+    blocks += [system] if isinstance(system, str) else (system or [])
+    for message in body["messages"]:
+        content = message["content"]
+        blocks += [content] if isinstance(content, str) else content
+    return blocks
+
+
+def _prompt_sizes(body: JSON) -> list[int]:
+    return [_tokens(block) for block in _prompt_blocks(body)]
+
+
+def count_prompt(body: JSON) -> int:
+    """The input tokens of a request, as count_tokens and usage (cache split aside) say."""
+    return sum(_prompt_sizes(body))
 
 
 def _block_events(index: int, block: JSON) -> list[tuple[str, JSON]]:
