@@ -283,6 +283,12 @@ def parse_chat_request(body: bytes, *, model_override: str | None = None) -> Cha
     return request
 
 
+def check_chat_request(request: ChatRequest) -> None:
+    """The checks across fields of `parse_chat_request`, for a request built from another
+    wire format (schema/messages.py); the per-field ones are that format's decoder's."""
+    _check(request)
+
+
 def _invalid(exc: msgspec.ValidationError) -> InvalidRequest:
     """Turn msgspec's "Expected `int`, got `str` - at `$.messages[0].role`" into a 400."""
     message, sep, where = str(exc).rpartition(" - at `$")
