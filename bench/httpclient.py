@@ -15,6 +15,8 @@ from bench.upstream import CONTENT
 
 # How a content chunk looks on the wire, from the upstream and from the gateway (orjson).
 CONTENT_MARKER = b'"content":"' + CONTENT.encode() + b'"'
+# The same chunk as an Anthropic Messages stream carries it (a text_delta).
+TEXT_DELTA_MARKER = b'"text":"' + CONTENT.encode() + b'"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +24,16 @@ class Target:
     host: str
     port: int
     payload: bytes  # the whole request, head and body
+    marker: bytes = CONTENT_MARKER  # what one content chunk of the answer contains
 
 
 def post_request(
-    host: str, port: int, path: str, body: bytes, headers: dict[str, str] | None = None
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    marker: bytes = CONTENT_MARKER,
 ) -> Target:
     lines = [
         f"POST {path} HTTP/1.1",
@@ -35,7 +43,7 @@ def post_request(
         *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    return Target(host, port, head + body)
+    return Target(host, port, head + body, marker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,7 @@ class Connection(asyncio.Protocol):
         self._first: float | None = None
         self._chunks = 0
         self._tail = b""  # the end of the last body piece: a marker may straddle pieces
+        self._marker = CONTENT_MARKER
         self.closed = False
 
     @classmethod
@@ -63,12 +72,13 @@ class Connection(asyncio.Protocol):
         _, protocol = await loop.create_connection(cls, host, port)
         return protocol
 
-    async def request(self, payload: bytes) -> Reply:
+    async def request(self, payload: bytes, marker: bytes = CONTENT_MARKER) -> Reply:
         assert self._transport is not None and self._waiter is None
         if self.closed:
             raise ConnectionError("connection closed")
         self._waiter = asyncio.get_running_loop().create_future()
         self._status, self._first, self._chunks, self._tail = 0, None, 0, b""
+        self._marker = marker
         self._transport.write(payload)
         try:
             return await self._waiter
@@ -99,13 +109,14 @@ class Connection(asyncio.Protocol):
         self._status = self._parser.get_status_code()
 
     def on_body(self, body: bytes) -> None:
+        marker = self._marker
         piece = self._tail + body
-        found = piece.count(CONTENT_MARKER)
+        found = piece.count(marker)
         if found:
             if self._first is None:
                 self._first = time.perf_counter()
             self._chunks += found
-        self._tail = piece[-(len(CONTENT_MARKER) - 1) :]
+        self._tail = piece[-(len(marker) - 1) :]
 
     def on_message_complete(self) -> None:
         waiter = self._waiter

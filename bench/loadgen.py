@@ -73,7 +73,7 @@ async def closed_loop(
             remaining[0] -= 1
             sent = time.perf_counter()
             try:
-                reply = await conn.request(target.payload)
+                reply = await conn.request(target.payload, target.marker)
             except (ConnectionError, OSError):
                 sample.errors += 1
                 conn = await Connection.open(target.host, target.port)
@@ -108,7 +108,7 @@ async def fixed_rate(
                 idle.pop()
             conn = idle.pop() if idle else await Connection.open(target.host, target.port)
             try:
-                reply = await conn.request(target.payload)
+                reply = await conn.request(target.payload, target.marker)
             except (ConnectionError, OSError):
                 sample.errors += 1
                 return

@@ -1,11 +1,18 @@
--- wrk script: POST the body in BENCH_BODY (with BENCH_AUTH as the bearer key, if set) and
--- print one JSON line with the results, which bench/wrk.py reads.
+-- wrk script: POST the body in BENCH_BODY (with BENCH_AUTH as the bearer key, if set, and
+-- the "name: value" lines of BENCH_HEADERS) and print one JSON line with the results, which
+-- bench/wrk.py reads.
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
 local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. auth
+end
+for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  if name then
+    wrk.headers[name] = value
+  end
 end
 
 function done(summary, latency, requests)

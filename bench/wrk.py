@@ -38,8 +38,15 @@ def run_wrk(
     duration_s: float,
     threads: int = 1,
     auth: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
-    env = {**os.environ, "BENCH_BODY": body.decode(), "BENCH_AUTH": auth or ""}
+    """`auth`: a bearer key; `headers`: any other request headers."""
+    env = {
+        **os.environ,
+        "BENCH_BODY": body.decode(),
+        "BENCH_AUTH": auth or "",
+        "BENCH_HEADERS": "".join(f"{name}: {value}\n" for name, value in (headers or {}).items()),
+    }
     command = [
         "wrk",
         f"-t{min(threads, connections)}",
