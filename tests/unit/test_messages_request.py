@@ -432,6 +432,12 @@ def test_tool_choice(
     assert chat.parallel_tool_calls is parallel
 
 
+def test_tool_names_as_long_as_anthropic_allows() -> None:
+    name = "mcp__" + "x" * 123
+    chat = parse(tools=[{"name": name, "input_schema": {"type": "object"}}]).chat
+    assert chat.tools and chat.tools[0].function.name == name
+
+
 def test_custom_tool_type_and_strict() -> None:
     tools = [{"type": "custom", "name": "g", "input_schema": {"type": "object"}, "strict": True}]
     chat = parse(tools=tools).chat
@@ -565,6 +571,16 @@ IMAGE = {"type": "image", "source": PNG}
         ({"tools": [{"input_schema": {"type": "object"}}]}, "tools.0.name", "Field required"),
         (
             {"tools": [{"name": "bad name", "input_schema": {"type": "object"}}]},
+            "tools.0.name",
+            "Expected `str` matching regex",
+        ),
+        (
+            {"tools": [{"name": "a.b", "input_schema": {"type": "object"}}]},
+            "tools.0.name",
+            "Expected `str` matching regex",
+        ),
+        (
+            {"tools": [{"name": "x" * 129, "input_schema": {"type": "object"}}]},
             "tools.0.name",
             "Expected `str` matching regex",
         ),

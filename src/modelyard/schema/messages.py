@@ -30,7 +30,6 @@ from modelyard.schema.chat import (
     FilePart,
     FunctionCall,
     FunctionDef,
-    FunctionName,
     ImagePart,
     ImageUrl,
     Message,
@@ -54,6 +53,9 @@ from modelyard.schema.json_depth import check_depth
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 _T = TypeVar("_T")
+# Anthropic's rule, which allows longer names than OpenAI's (MCP tools' names are long);
+# an upstream with a shorter limit refuses such a request itself.
+ToolName = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,128}$")]
 ImageType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
 
 
@@ -237,7 +239,7 @@ class _Turn(msgspec.Struct, frozen=True):
 
 
 class _CustomTool(msgspec.Struct, frozen=True):
-    name: FunctionName
+    name: ToolName
     input_schema: dict[str, Any]
     description: str | None = None
     cache_control: CacheControl | None = None
