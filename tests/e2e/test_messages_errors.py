@@ -117,9 +117,15 @@ def test_a_missing_max_tokens_is_a_bad_request_naming_it(
     assert len(fake.received) == before
 
 
-def test_a_bad_key_is_an_authentication_error(gateway: RunningGateway) -> None:
+@pytest.mark.parametrize("header", ["authorization", "x-api-key"])
+def test_a_bad_key_is_an_authentication_error(gateway: RunningGateway, header: str) -> None:
+    # The SDK sends api_key as a Bearer token; x-api-key is what curl and older SDKs send.
     client = anthropic.Anthropic(
-        base_url=gateway.base_url, api_key="sk-not-a-key", max_retries=0, timeout=30
+        base_url=gateway.base_url,
+        api_key="sk-not-a-key" if header == "authorization" else None,
+        default_headers={"x-api-key": "sk-not-a-key"} if header == "x-api-key" else None,
+        max_retries=0,
+        timeout=30,
     )
     with pytest.raises(anthropic.AuthenticationError) as caught:
         client.messages.create(model="test/claude", max_tokens=16, messages=HI)
@@ -223,6 +229,22 @@ def test_a_failure_mid_stream_is_an_error_event_on_the_wire(
     frames = [f for f in text.split("\n\n") if f.strip()]
     assert frames[-1].startswith("event: error\n"), text
     assert "message_stop" not in text
+
+
+def test_an_upstream_stream_cut_short_ends_with_an_error_event(
+    client: anthropic.Anthropic, fake: FakeAnthropic
+) -> None:
+    """No message_stop from upstream: the client must not take the text for a whole answer."""
+    with (
+        pytest.raises(anthropic.APIError),
+        client.messages.stream(
+            model="test/claude",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "hello [cut-midway]"}],
+        ) as stream,
+    ):
+        stream.get_final_message()
+    assert fake.streams[-1][-1]["type"] == "content_block_delta"
 
 
 def test_max_tokens_above_the_models_output_is_clamped(

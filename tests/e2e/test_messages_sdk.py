@@ -15,7 +15,7 @@ import anthropic
 import httpx
 import jsonschema
 import pytest
-from anthropic.types import Message, ToolUseBlock
+from anthropic.types import Message, ToolUseBlock, Usage
 
 from tests.e2e.conftest import MODEL
 from tests.e2e.server import RunningGateway, start_gateway
@@ -37,6 +37,12 @@ FORCE_WEATHER: dict[str, Any] = {"type": "tool", "name": "get_weather"}
 
 def _text(message: Message) -> str:
     return "".join(b.text for b in message.content if b.type == "text")
+
+
+def _prompt_tokens(usage: Usage) -> int:
+    """All of the prompt: Anthropic's input_tokens leaves out what was read from the cache."""
+    cached = (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
+    return usage.input_tokens + cached
 
 
 def _tool_use(message: Message) -> ToolUseBlock:
@@ -61,7 +67,7 @@ def test_create_answers_an_anthropic_message(client: anthropic.Anthropic) -> Non
     assert [b.type for b in message.content] == ["text"]
     assert _text(message).strip()
     assert message.stop_reason in ("end_turn", "max_tokens")
-    assert message.usage.input_tokens > 5
+    assert _prompt_tokens(message.usage) > 5
     assert 0 < message.usage.output_tokens <= 16
 
 
@@ -117,7 +123,7 @@ def test_the_stream_helper_gives_text_and_the_final_message(client: anthropic.An
     assert len([p for p in pieces if p]) > 1
     assert "".join(pieces) == _text(final) and _text(final).strip()
     assert final.stop_reason in ("end_turn", "max_tokens")
-    assert final.usage.input_tokens > 5 and 0 < final.usage.output_tokens <= 16
+    assert _prompt_tokens(final.usage) > 5 and 0 < final.usage.output_tokens <= 16
 
 
 def test_raw_stream_events_come_in_anthropics_order(client: anthropic.Anthropic) -> None:
@@ -129,11 +135,13 @@ def test_raw_stream_events_come_in_anthropics_order(client: anthropic.Anthropic)
     assert kinds[1] == "content_block_start" and kinds[-3] == "content_block_stop"
     assert set(kinds[2:-3]) == {"content_block_delta"}
     start, delta = events[0], events[-2]
-    assert start.type == "message_start" and start.message.usage.input_tokens > 5
-    assert start.message.content == [] and start.message.stop_reason is None
     assert delta.type == "message_delta"
     assert delta.delta.stop_reason in ("end_turn", "max_tokens")
     assert 0 < delta.usage.output_tokens <= 12
+    assert start.type == "message_start"
+    assert start.message.content == [] and start.message.stop_reason is None
+    # Anthropic reports the prompt when the stream starts; the local prompt is known then.
+    assert _prompt_tokens(start.message.usage) > 5
 
 
 def test_max_tokens_cuts_with_stop_reason_max_tokens(client: anthropic.Anthropic) -> None:
@@ -203,7 +211,7 @@ def test_a_tool_result_turn_gets_an_answer(client: anthropic.Anthropic) -> None:
     )
     assert answer.stop_reason in ("end_turn", "max_tokens")
     assert _text(answer).strip()
-    assert answer.usage.input_tokens > asked.usage.input_tokens
+    assert _prompt_tokens(answer.usage) > _prompt_tokens(asked.usage)
 
 
 def test_count_tokens_uses_the_models_tokenizer(client: anthropic.Anthropic) -> None:
@@ -220,7 +228,7 @@ def test_count_tokens_equals_the_prompt_tokens_of_the_answer(client: anthropic.A
     system = "Answer briefly."
     counted = client.messages.count_tokens(model=MODEL, system=system, messages=HELLO)
     message = client.messages.create(model=MODEL, max_tokens=2, system=system, messages=HELLO)
-    assert counted.input_tokens == message.usage.input_tokens
+    assert counted.input_tokens == _prompt_tokens(message.usage)
 
 
 # -- a provider of kind openai ------------------------------------------------------------
