@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -173,6 +174,50 @@ def test_claude_code_request_translates() -> None:
         "tool_choice",
         "reasoning",
     }
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "claude_code"
+
+
+@pytest.mark.parametrize("name", ["messages_request.json", "messages_request_claude_id.json"])
+def test_captured_claude_code_requests_translate(name: str) -> None:
+    raw = (FIXTURES / name).read_bytes()
+    sent = json.loads(raw)
+    call = parse_messages_request(raw)
+    assert call.native == sent
+    chat = call.chat
+    # The top-level system blocks come first; a "system" turn stays where it was.
+    roles = [type(m).__name__ for m in chat.messages]
+    turns = [
+        {"user": "UserMessage", "system": "SystemMessage"}[m["role"]] for m in sent["messages"]
+    ]
+    assert roles == ["SystemMessage", *turns]
+    system = chat.messages[0]
+    assert isinstance(system, SystemMessage) and isinstance(system.content, list)
+    assert [p.text for p in system.content] == [b["text"] for b in sent["system"]]
+    assert chat.tools is not None
+    assert [t.function.name for t in chat.tools] == [t["name"] for t in sent["tools"]]
+    assert chat.max_tokens == sent["max_tokens"] and chat.stream is True
+    assert chat.user == sent["metadata"]["user_id"]
+    budget = sent["thinking"].get("budget_tokens")
+    expected = Reasoning(max_tokens=budget) if budget else Reasoning(enabled=True)
+    assert chat.reasoning == expected
+
+
+def test_system_turns_in_the_conversation() -> None:
+    messages = [
+        *USER,
+        {"role": "system", "content": "mid-way instructions"},
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": "more", "cache_control": EPHEMERAL}],
+        },
+    ]
+    assert parse(messages=messages).chat.messages == [
+        UserMessage(content="hi"),
+        SystemMessage(content="mid-way instructions"),
+        SystemMessage(content=[TextPart("more", CacheControl())]),
+    ]
 
 
 def test_translation_is_the_inverse_of_the_anthropic_adapter() -> None:
@@ -486,7 +531,13 @@ IMAGE = {"type": "image", "source": PNG}
         ({"max_tokens": "9"}, "max_tokens", "Expected `int | null`, got `str`"),
         ({"messages": []}, "messages", "length >= 1"),
         ({"messages": "hi"}, "messages", "Expected `array`"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role", "Invalid enum"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role", "Invalid enum"),
+        (
+            {"messages": turns(IMAGE, role="system")},
+            "messages.0.content.0.type",
+            "a system message cannot hold 'image' blocks",
+        ),
+        ({"messages": [{"role": "system", "content": []}]}, "messages.0", "non-empty content"),
         ({"messages": [{"role": "user"}]}, "messages.0.content", "Field required"),
         ({"messages": [{"role": "user", "content": 3}]}, "messages.0.content", "Expected"),
         ({"messages": [{"role": "user", "content": []}]}, "messages.0", "non-empty content"),

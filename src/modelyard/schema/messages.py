@@ -229,12 +229,18 @@ _Block = (
     | _RedactedThinking
     | _ServerBlock
 )
-_USER_BLOCKS = (_Text, _Image, _Document, _SearchResult, _ToolResult, _ContainerUpload)
-_ASSISTANT_BLOCKS = (_Text, _ToolUse, _Thinking, _RedactedThinking, *_SERVER_BLOCKS)
+_ALLOWED_BLOCKS: dict[str, tuple[type, ...]] = {
+    "user": (_Text, _Image, _Document, _SearchResult, _ToolResult, _ContainerUpload),
+    "assistant": (_Text, _ToolUse, _Thinking, _RedactedThinking, *_SERVER_BLOCKS),
+    "system": (_Text,),
+}
+_A_ROLE = {"user": "a user", "assistant": "an assistant", "system": "a system"}
+MAX_MESSAGES = 100_000  # Anthropic's limit
 
 
 class _Turn(msgspec.Struct, frozen=True):
-    role: Literal["user", "assistant"]
+    # "system": instructions given mid-conversation (Claude Code sends them).
+    role: Literal["user", "assistant", "system"]
     content: str | list[_Block]
 
 
@@ -297,7 +303,7 @@ class _Metadata(msgspec.Struct, frozen=True):
 
 class _Body(msgspec.Struct, frozen=True):
     model: NonEmpty
-    messages: Annotated[list[_Turn], msgspec.Meta(min_length=1)]
+    messages: Annotated[list[_Turn], msgspec.Meta(min_length=1, max_length=MAX_MESSAGES)]
     max_tokens: PositiveInt | None = None  # required, but not by count_tokens
     system: str | list[_Text] | None = None
     stop_sequences: list[str] | None = None
@@ -422,6 +428,8 @@ def _turn(turn: _Turn, where: str, *, final: bool) -> list[Message]:
     if isinstance(content, str):
         if turn.role == "user":
             return [UserMessage(content=content)]
+        if turn.role == "system":
+            return [SystemMessage(content=content)]
         return [AssistantMessage(content=content)]
     if not content:
         if turn.role == "assistant" and final:
@@ -431,17 +439,21 @@ def _turn(turn: _Turn, where: str, *, final: bool) -> list[Message]:
             "all messages must have non-empty content "
             "except for the optional final assistant message",
         )
-    allowed = _USER_BLOCKS if turn.role == "user" else _ASSISTANT_BLOCKS
+    allowed = _ALLOWED_BLOCKS[turn.role]
     for index, block in enumerate(content):
         if not isinstance(block, allowed):
             kind = type(block).__struct_config__.tag
             raise _error(
                 f"{where}.content.{index}.type",
-                f"{'a user' if turn.role == 'user' else 'an assistant'} message "
-                f"cannot hold {kind!r} blocks",
+                f"{_A_ROLE[turn.role]} message cannot hold {kind!r} blocks",
             )
     if turn.role == "user":
         return _user_turn(content, where)
+    if turn.role == "system":
+        texts: list[Part] = [
+            TextPart(b.text, b.cache_control) for b in content if isinstance(b, _Text)
+        ]
+        return [SystemMessage(content=texts)]
     return _assistant_turn(content)
 
 
