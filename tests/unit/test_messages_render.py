@@ -151,6 +151,20 @@ def test_stop_reasons(finish: str, native: str, expected: str) -> None:
     assert stop_reason_of(finish, native) == expected
 
 
+def test_a_known_stop_sequence_is_reported(sdk: SdkServer) -> None:
+    answer = completion(content="Hell")
+    body = message_body("m", "m", answer, USAGE, stop_sequence="o")
+    assert Message.model_validate_json(body).stop_sequence == "o"
+    writer = MessagesStreamWriter("msg_q", "m")
+    raw = writer.delta(Delta(content="Hell"))
+    raw += writer.finish(Finish("stop", "stop", USAGE), stop_sequence="o")
+    sdk.answer(200, "text/event-stream", raw)
+    with sdk.client.messages.stream(model="m", max_tokens=5, messages=[USER]) as stream:
+        message = stream.get_final_message()
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "o")
+    assert json.loads(body)["stop_reason"] == "stop_sequence"
+
+
 def test_usage_never_counts_negative_fresh_input() -> None:
     assert usage_body(USAGE) == ANTHROPIC_USAGE
     odd = Usage(prompt_tokens=5, completion_tokens=1, cached_tokens=9)

@@ -63,7 +63,13 @@ _OVERLOADED_UPSTREAM = frozenset({503, 529})
 _encode = msgspec.json.encode
 
 
-def stop_reason_of(finish_reason: str, native_finish_reason: str) -> str:
+def stop_reason_of(
+    finish_reason: str, native_finish_reason: str, stop_sequence: str | None = None
+) -> str:
+    """Anthropic's stop reason; `stop_sequence` is the stop sequence that ended the answer,
+    where the provider knows it."""
+    if stop_sequence is not None:
+        return "stop_sequence"
     if native_finish_reason in ANTHROPIC_STOP_REASONS:
         return native_finish_reason
     return _STOP_REASONS.get(finish_reason, "end_turn")
@@ -79,7 +85,14 @@ def usage_body(usage: Usage) -> Json:
     }
 
 
-def message_body(message_id: str, model: str, completion: Completion, usage: Usage) -> bytes:
+def message_body(
+    message_id: str,
+    model: str,
+    completion: Completion,
+    usage: Usage,
+    *,
+    stop_sequence: str | None = None,
+) -> bytes:
     content: list[Json] = []
     if completion.reasoning:
         content.append(_thinking_block(completion.reasoning))
@@ -89,8 +102,9 @@ def message_body(message_id: str, model: str, completion: Completion, usage: Usa
         content.append(_tool_use_block(call.id, call.name, _tool_input(call.arguments)))
     message = _message(message_id, model, content, usage)
     message["stop_reason"] = stop_reason_of(
-        completion.finish_reason, completion.native_finish_reason
+        completion.finish_reason, completion.native_finish_reason, stop_sequence
     )
+    message["stop_sequence"] = stop_sequence
     return _encode(message)
 
 
@@ -102,7 +116,7 @@ def _message(message_id: str, model: str, content: list[Json], usage: Usage) -> 
         "model": model,
         "content": content,
         "stop_reason": None,
-        "stop_sequence": None,  # which stop sequence matched is not reported to us
+        "stop_sequence": None,
         "usage": usage_body(usage),
     }
 
@@ -211,7 +225,9 @@ class MessagesStreamWriter:
             out.append(self._tool(call))
         return b"".join(out)
 
-    def finish(self, finish: Ending, usage: Usage | None = None) -> bytes:
+    def finish(
+        self, finish: Ending, usage: Usage | None = None, *, stop_sequence: str | None = None
+    ) -> bytes:
         """The last events; `usage` (the billed counts) defaults to `finish.usage`."""
         if self._finished:
             return b""
@@ -220,8 +236,8 @@ class MessagesStreamWriter:
             out.append(self._open_block("text", {"type": "text", "text": ""}))
         out.append(self._close())
         self._finished = True
-        reason = stop_reason_of(finish.finish_reason, finish.native_finish_reason)
-        delta = {"stop_reason": reason, "stop_sequence": None}
+        reason = stop_reason_of(finish.finish_reason, finish.native_finish_reason, stop_sequence)
+        delta = {"stop_reason": reason, "stop_sequence": stop_sequence}
         counts = usage_body(finish.usage if usage is None else usage)
         end = {"type": "message_delta", "delta": delta, "usage": counts}
         out.append(_event("message_delta", end))
