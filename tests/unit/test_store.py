@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, make_url, text
@@ -30,7 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from modelyard.errors import Conflict, NotFound
 from modelyard.store import Attempt, Generation, Store, UsageRow, database_url
 from modelyard.store.bulk import SQLITE_CHUNKS, chunk_sizes
-from modelyard.store.tables import metadata
+from modelyard.store.migrate import alembic_config, create_engine
+from modelyard.store.rows import generation_to_row
+from modelyard.store.tables import generations, metadata
 
 # The fixtures (and the engines they open) live on the session loop; so must the tests.
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
@@ -147,7 +150,7 @@ async def test_migrations_build_the_schema_from_empty_and_reopening_changes_noth
     if db_url.startswith("sqlite"):
         async with raw(db_url) as conn:  # WAL is a property of the file, so it shows here
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-    assert version == [("0003",)]
+    assert version == [("0004",)]
     assert {
         "ix_generations_app_created",
         "ix_generations_key_created",
@@ -166,7 +169,7 @@ async def test_migrations_build_the_schema_from_empty_and_reopening_changes_noth
         await again.close()
     async with raw(db_url) as conn:
         assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).all() == [
-            ("0003",)
+            ("0004",)
         ]
 
 
@@ -355,6 +358,7 @@ async def test_a_thousand_generations_go_in_at_once_and_come_back_field_by_field
         ],
         prompt_text="Héllo",
         output_text="Wörld 🌍",
+        api="messages",
     )
     rows = [generation(i, cost=Decimal("0.0000001")) for i in range(1000)]
     rows[500] = special
@@ -376,7 +380,7 @@ async def test_a_thousand_generations_go_in_at_once_and_come_back_field_by_field
     assert got.throughput == special.throughput
 
     plain_row = await store.get_generation("gen-000001")
-    assert plain_row == rows[1]
+    assert plain_row == rows[1] and plain_row.api == "chat.completions"
     assert await store.get_generation("gen-missing") is None
     await store.insert_generations([])
     assert await store.count_generations() == 1000
@@ -459,3 +463,53 @@ async def test_usage_is_grouped_by_utc_day_and_model(store: Store) -> None:
         UsageRow("2024-03-02", "b/model", 1, 10, 5, cent),
     ]
     assert await store.usage_by_day("app_missing") == []
+
+
+@on_session_loop
+async def test_usage_is_split_by_api_within_a_day_and_model(store: Store) -> None:
+    usage = {"model": "a/model", "tokens_prompt": 10, "tokens_completion": 5}
+    await store.insert_generations(
+        [
+            generation(1, api="messages", cost=Decimal("0.5"), **usage),
+            generation(2, cost=Decimal("0.25"), **usage),
+            generation(3, api="messages", cost=Decimal("0.5"), **usage),
+            generation(4, api="responses", cost=Decimal(0), **usage),
+        ]
+    )
+    assert await store.usage_by_day("app_1") == [
+        UsageRow("2024-03-01", "a/model", 1, 10, 5, Decimal("0.25"), "chat.completions"),
+        UsageRow("2024-03-01", "a/model", 2, 20, 10, Decimal(1), "messages"),
+        UsageRow("2024-03-01", "a/model", 1, 10, 5, Decimal(0), "responses"),
+    ]
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+@on_session_loop
+async def test_rows_written_before_the_api_column_read_as_chat_completions(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0003")
+            old = generation_to_row(generation(1, tokens_prompt=7))
+            del old["api"]  # the table at 0003 has no such column
+            await conn.execute(generations.insert().values(**old))
+    finally:
+        await engine.dispose()
+
+    store = await Store.open(db_url)  # migrates to head
+    try:
+        got = await store.get_generation("gen-000001")
+        assert got == generation(1, tokens_prompt=7)
+        assert got is not None and got.api == "chat.completions"
+        await store.insert_generations([generation(2, api="messages")])
+        assert [r.api for r in await store.usage_by_day("app_1")] == [
+            "chat.completions",
+            "messages",
+        ]
+    finally:
+        await store.close()

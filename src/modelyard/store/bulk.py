@@ -126,6 +126,7 @@ def sqlite_values(row: Generation) -> list[Any]:
         orjson.dumps(_attempts(row)).decode(),
         _clean(row.prompt_text),
         _clean(row.output_text),
+        row.api,
     ]
 
 
@@ -213,6 +214,7 @@ def postgres_record(row: Generation) -> dict[str, Any]:
         "attempts": _attempts(row),
         "prompt_text": _clean(row.prompt_text),
         "output_text": _clean(row.output_text),
+        "api": row.api,
     }
 
 

@@ -86,6 +86,8 @@ class Generation:
     attempts: list[Attempt] = field(default_factory=list)
     prompt_text: str | None = None  # only with content logging on, never for ZDR keys
     output_text: str | None = None
+    # The API the request came through: "chat.completions", "messages" or "responses".
+    api: str = "chat.completions"
 
     @property
     def throughput(self) -> float | None:
@@ -97,7 +99,7 @@ class Generation:
 
 @dataclass(frozen=True, slots=True)
 class UsageRow:
-    """Requests, tokens and spend of one app for one day and model."""
+    """Requests, tokens and spend of one app for one day, model and API."""
 
     day: str  # YYYY-MM-DD (UTC)
     model: str
@@ -105,3 +107,4 @@ class UsageRow:
     tokens_prompt: int
     tokens_completion: int
     cost: Decimal
+    api: str = "chat.completions"

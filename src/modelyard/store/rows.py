@@ -98,6 +98,7 @@ def generation_to_row(g: Generation) -> dict[str, Any]:
         ],
         "prompt_text": g.prompt_text,
         "output_text": g.output_text,
+        "api": g.api,
     }
 
 
@@ -131,4 +132,5 @@ def generation_from_row(row: RowMapping) -> Generation:
         attempts=[Attempt(**a) for a in row["attempts"]],
         prompt_text=row["prompt_text"],
         output_text=row["output_text"],
+        api=row["api"],
     )

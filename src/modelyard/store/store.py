@@ -305,11 +305,12 @@ class Store:
         return await self._spend(generations.c.app_id == app_id, since)
 
     async def usage_by_day(self, app_id: str, since: datetime | None = None) -> list[UsageRow]:
-        """Requests, tokens and cost of one app per UTC day and model, by day then model."""
+        """Requests, tokens and cost of one app per UTC day, model and API, in that order."""
         day = self._utc_day(generations.c.created_at).label("day")
         query: Select[Any] = select(
             day,
             generations.c.model,
+            generations.c.api,
             func.count().label("requests"),
             func.sum(generations.c.tokens_prompt).label("tokens_prompt"),
             func.sum(generations.c.tokens_completion).label("tokens_completion"),
@@ -317,7 +318,8 @@ class Store:
         ).where(generations.c.app_id == app_id)
         if since is not None:
             query = query.where(generations.c.created_at >= since)
-        query = query.group_by(day, generations.c.model).order_by(day, generations.c.model)
+        keys = (day, generations.c.model, generations.c.api)
+        query = query.group_by(*keys).order_by(*keys)
         async with self._engine.connect() as conn:
             result = (await conn.execute(query)).mappings().all()
         return [
@@ -328,6 +330,7 @@ class Store:
                 tokens_prompt=int(r["tokens_prompt"]),
                 tokens_completion=int(r["tokens_completion"]),
                 cost=r["cost"],
+                api=r["api"],
             )
             for r in result
         ]

@@ -117,6 +117,8 @@ generations = Table(
     Column("attempts", JSON, nullable=False),
     Column("prompt_text", Text, nullable=True),
     Column("output_text", Text, nullable=True),
+    # Last, where migration 0004 added it. Old rows came through chat completions.
+    Column("api", String(32), nullable=False, server_default="chat.completions"),
     Index("ix_generations_app_created", "app_id", "created_at"),
     Index("ix_generations_key_created", "key_id", "created_at"),
     Index("ix_generations_model_created", "model", "created_at"),
