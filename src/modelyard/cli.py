@@ -435,13 +435,16 @@ def usage(
     app_name: AppOption,
     days: Annotated[int, typer.Option(help="How many days back")] = 30,
 ) -> None:
-    """Requests, tokens and spend per day and model."""
+    """Requests, tokens and spend per day, model and API."""
     rows = _client().request("GET", f"/admin/apps/{app_name}/usage", params={"days": days})
-    table = Table("day", "model", "requests", "prompt tokens", "completion tokens", "spend $")
+    table = Table(
+        "day", "model", "api", "requests", "prompt tokens", "completion tokens", "spend $"
+    )
     for row in rows["data"]:
         table.add_row(
             row["day"],
             row["model"],
+            row["api"],
             str(row["requests"]),
             str(row["tokens_prompt"]),
             str(row["tokens_completion"]),

@@ -83,4 +83,8 @@ def test_model_page_shows_the_numbers_of_our_requests(page: Page, gateway: Runni
     page.click("button[type=submit]")
     expect(page.locator("#app-requests")).to_have_text(str(len(TEMPERATURES)))
     expect(page.locator("#app-tokens")).to_have_text(f"{total:,}")
+    expect(page.locator("#by-api tbody tr")).to_have_count(1)
+    expect(page.locator("#by-api tbody td")).to_have_text(
+        ["Chat Completions", str(len(TEMPERATURES)), f"{total:,}", "$0"]
+    )
     screenshot(page, "app-with-usage")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from modelyard.store import Store
+from modelyard.store import Generation, Store
 from modelyard.store.store import database_url
 from tests.e2e.server import RunningGateway, start_gateway
 from tests.pg import fresh_database
@@ -154,17 +157,46 @@ def test_key_endpoint_reports_limit_and_usage(priced: RunningGateway) -> None:
     assert body["rate_limit"]["rpm"] == 30
 
 
-async def _read_row(url: str, gen_id: str) -> tuple[str | None, str | None]:
+async def _stored(url: str, gen_id: str) -> Generation:
     store = await Store.open(url)
     try:
         for _ in range(100):
             row = await store.get_generation(gen_id)
             if row is not None:
-                return row.prompt_text, row.output_text
+                return row
             await asyncio.sleep(0.05)
         raise AssertionError("row never written")
     finally:
         await store.close()
+
+
+async def _read_row(url: str, gen_id: str) -> tuple[str | None, str | None]:
+    row = await _stored(url, gen_id)
+    return row.prompt_text, row.output_text
+
+
+def test_rows_say_which_api_and_usage_and_the_cli_show_it(priced: RunningGateway) -> None:
+    client = openai.OpenAI(base_url=priced.api_url, api_key=priced.app_key, max_retries=0)
+    reply = client.chat.completions.create(model=MODEL, messages=HI, max_tokens=2)  # type: ignore[arg-type]
+    assert asyncio.run(_stored(database_url(priced.data_dir, None), reply.id)).api == (
+        "chat.completions"
+    )
+    usage = admin(priced, "GET", "/admin/apps/default/usage").json()["data"]
+    assert usage and {row["api"] for row in usage} == {"chat.completions"}
+
+    env = {**os.environ, "MODELYARD_URL": priced.base_url, "MODELYARD_ADMIN_KEY": priced.admin_key}
+    shown = subprocess.run(
+        [sys.executable, "-m", "modelyard", "usage", "-a", "default"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    header = next(line for line in shown.stdout.splitlines() if "┃" in line)
+    assert [cell.strip() for cell in header.split("┃")][1:4] == ["day", "model", "api"]
+    rows = [[cell.strip() for cell in line.split("│")] for line in shown.stdout.splitlines()]
+    assert any(row[2:4] == [MODEL, "chat.completions"] for row in rows if len(row) > 4)
 
 
 def test_content_is_logged_when_enabled_but_never_for_zdr_keys(priced: RunningGateway) -> None:

@@ -1,4 +1,4 @@
-"""What the app page shows: usage and spend per day and per model, keys and their limits."""
+"""What the app page shows: usage and spend per day, model and API, keys and their limits."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from modelyard.web.charts import bar_chart
 from modelyard.web.format import usd
 
 DAYS = 30
+# The ledger's API names as the page shows them; an unknown one is shown as stored.
+API_LABELS = {
+    "chat.completions": "Chat Completions",
+    "messages": "Messages",
+    "responses": "Responses",
+}
 
 
 @dataclass(slots=True)
@@ -29,11 +35,13 @@ async def app_context(store: Store, app: App, now: datetime | None = None) -> di
     days = [first + timedelta(days=n) for n in range(DAYS)]
     per_day: dict[date, Totals] = {d: Totals() for d in days}
     per_model: dict[str, Totals] = {}
+    per_api: dict[str, Totals] = {}
     for r in rows:
         tokens = r.tokens_prompt + r.tokens_completion
         for totals in (
             per_day.setdefault(date.fromisoformat(r.day), Totals()),
             per_model.setdefault(r.model, Totals()),
+            per_api.setdefault(r.api, Totals()),
         ):
             totals.requests += r.requests
             totals.tokens += tokens
@@ -50,6 +58,10 @@ async def app_context(store: Store, app: App, now: datetime | None = None) -> di
         "overall": overall,
         "per_day": [(d, per_day[d]) for d in reversed(days) if per_day[d].requests],
         "per_model": sorted(per_model.items(), key=lambda kv: (-kv[1].tokens, kv[0])),
+        "per_api": [
+            (API_LABELS.get(api, api), t)
+            for api, t in sorted(per_api.items(), key=lambda kv: (-kv[1].requests, kv[0]))
+        ],
         "requests_chart": bar_chart(
             [(d, per_day[d].requests) for d in days], "requests", width=320, height=150
         ),
