@@ -1,20 +1,32 @@
-"""Code samples for the model page, filled with this gateway's URL and the model id."""
+"""Code samples for the model page, filled with this gateway's URL and the model id.
+
+Every catalog model answers both front doors: OpenAI chat completions under /v1 and the
+Anthropic Messages API at /v1/messages. The Anthropic SDKs append /v1/messages to their base
+URL themselves, so theirs is the gateway's root; the OpenAI SDKs take the /v1 prefix.
+"""
 
 from __future__ import annotations
 
 import json
 
+QUESTION = "What is the meaning of life?"
+ANTHROPIC_VERSION = "2023-06-01"
+
 
 def code_samples(base_url: str, model_id: str) -> dict[str, str]:
-    api = f"{base_url.rstrip('/')}/v1"
-    model = json.dumps(model_id)
+    """The samples by tab name, in the order the page shows them."""
+    root = base_url.rstrip("/")
+    return _openai(f"{root}/v1", json.dumps(model_id)) | _anthropic(root, json.dumps(model_id))
+
+
+def _openai(api: str, model: str) -> dict[str, str]:
     return {
         "curl": f"""curl {api}/chat/completions \\
   -H "Authorization: Bearer $MODELYARD_API_KEY" \\
   -H "Content-Type: application/json" \\
   -d '{{
     "model": {model},
-    "messages": [{{"role": "user", "content": "What is the meaning of life?"}}]
+    "messages": [{{"role": "user", "content": "{QUESTION}"}}]
   }}'""",
         "python": f"""import os
 from openai import OpenAI
@@ -22,7 +34,7 @@ from openai import OpenAI
 client = OpenAI(base_url="{api}", api_key=os.environ["MODELYARD_API_KEY"])
 completion = client.chat.completions.create(
     model={model},
-    messages=[{{"role": "user", "content": "What is the meaning of life?"}}],
+    messages=[{{"role": "user", "content": "{QUESTION}"}}],
 )
 print(completion.choices[0].message.content)""",
         "javascript": f"""import OpenAI from "openai";
@@ -33,7 +45,45 @@ const client = new OpenAI({{
 }});
 const completion = await client.chat.completions.create({{
   model: {model},
-  messages: [{{ role: "user", content: "What is the meaning of life?" }}],
+  messages: [{{ role: "user", content: "{QUESTION}" }}],
 }});
 console.log(completion.choices[0].message.content);""",
+    }
+
+
+def _anthropic(root: str, model: str) -> dict[str, str]:
+    return {
+        "anthropic-curl": f"""curl {root}/v1/messages \\
+  -H "x-api-key: $MODELYARD_API_KEY" \\
+  -H "anthropic-version: {ANTHROPIC_VERSION}" \\
+  -H "Content-Type: application/json" \\
+  -d '{{
+    "model": {model},
+    "max_tokens": 1024,
+    "messages": [{{"role": "user", "content": "{QUESTION}"}}]
+  }}'""",
+        "anthropic-python": f"""import os
+from anthropic import Anthropic
+
+client = Anthropic(base_url="{root}", api_key=os.environ["MODELYARD_API_KEY"])
+message = client.messages.create(
+    model={model},
+    max_tokens=1024,
+    messages=[{{"role": "user", "content": "{QUESTION}"}}],
+)
+print(message.content[0].text)""",
+        "anthropic-typescript": f"""import Anthropic from "@anthropic-ai/sdk";
+
+const client = new Anthropic({{
+  baseURL: "{root}",
+  apiKey: process.env.MODELYARD_API_KEY,
+}});
+const message = await client.messages.create({{
+  model: {model},
+  max_tokens: 1024,
+  messages: [{{ role: "user", content: "{QUESTION}" }}],
+}});
+for (const block of message.content) {{
+  if (block.type === "text") console.log(block.text);
+}}""",
     }

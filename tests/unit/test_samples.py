@@ -1,0 +1,159 @@
+"""The model page's code samples: the right URLs and model id, and the Anthropic ones run.
+
+The Anthropic Python and curl samples run as written against a small HTTP server standing
+where the gateway would: a base URL with /v1 in it would send the SDK to /v1/v1/messages,
+a missing header or a body Anthropic refuses would fail the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from modelyard.web.samples import code_samples
+from tests.fakes.anthropic_rules import problem
+
+MODEL = "anthropic/claude-haiku-4.5"
+KEY = "my-app-key-123"
+
+
+def test_every_sample_names_the_model_and_this_gateway() -> None:
+    samples = code_samples("http://gw.example:8080/", MODEL)
+    assert list(samples) == [
+        "curl",
+        "python",
+        "javascript",
+        "anthropic-curl",
+        "anthropic-python",
+        "anthropic-typescript",
+    ]
+    for name, code in samples.items():
+        assert f'"{MODEL}"' in code, name
+        assert "gw.example:8080//" not in code, name
+        assert "MODELYARD_API_KEY" in code, name
+
+
+def test_openai_samples_use_the_v1_prefix() -> None:
+    samples = code_samples("http://gw.example:8080", MODEL)
+    assert "curl http://gw.example:8080/v1/chat/completions" in samples["curl"]
+    assert 'OpenAI(base_url="http://gw.example:8080/v1"' in samples["python"]
+    assert 'baseURL: "http://gw.example:8080/v1"' in samples["javascript"]
+
+
+def test_anthropic_samples_use_the_root_because_the_sdk_appends_v1_messages() -> None:
+    samples = code_samples("http://gw.example:8080/", MODEL)
+    python, typescript = samples["anthropic-python"], samples["anthropic-typescript"]
+    assert 'Anthropic(base_url="http://gw.example:8080", api_key=' in python
+    assert f'model="{MODEL}",' in python and "max_tokens=1024" in python
+    assert 'import Anthropic from "@anthropic-ai/sdk";' in typescript
+    assert 'baseURL: "http://gw.example:8080",' in typescript
+    assert "max_tokens: 1024" in typescript and "client.messages.create(" in typescript
+    curl = samples["anthropic-curl"]
+    assert "curl http://gw.example:8080/v1/messages" in curl
+    assert '-H "x-api-key: $MODELYARD_API_KEY"' in curl
+    assert '-H "anthropic-version: 2023-06-01"' in curl
+
+
+Seen = list[tuple[str, dict[str, str], Any]]  # path, headers, body of each request
+Recorded = tuple[str, Seen]  # the base URL and what came to it
+
+
+class Gateway(BaseHTTPRequestHandler):
+    """Where the gateway would be: POST /v1/messages with the app key answers a message,
+    any other path is a 404, a body Anthropic would refuse a 400."""
+
+    seen: Seen
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.seen.append((self.path, headers, body))
+        keys = {headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer ")}
+        if self.path != "/v1/messages":
+            self._answer(404, {"type": "error", "error": {"type": "not_found_error"}})
+        elif KEY not in keys:
+            self._answer(401, {"type": "error", "error": {"type": "authentication_error"}})
+        elif not headers.get("anthropic-version") or problem(body):
+            self._answer(400, {"type": "error", "error": {"type": "invalid_request_error"}})
+        else:
+            self._answer(200, _message(body["model"]))
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+def _message(model: str) -> dict[str, Any]:
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "42"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 14, "output_tokens": 1},
+    }
+
+
+@pytest.fixture
+def gateway() -> Iterator[Recorded]:
+    seen: Seen = []
+    handler = type("Recording", (Gateway,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+ASKED = {
+    "model": MODEL,
+    "max_tokens": 1024,
+    "messages": [{"role": "user", "content": "What is the meaning of life?"}],
+}
+
+
+def _run(argv: list[str]) -> str:
+    env = {**os.environ, "MODELYARD_API_KEY": KEY}
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_anthropic_python_sample_runs_as_written(gateway: Recorded) -> None:
+    base_url, seen = gateway
+    code = code_samples(base_url + "/", MODEL)["anthropic-python"]
+    assert _run([sys.executable, "-c", code]) == "42\n"
+    ((path, _, body),) = seen
+    assert path == "/v1/messages" and body == ASKED
+
+
+def test_the_anthropic_curl_sample_runs_as_written(gateway: Recorded) -> None:
+    base_url, seen = gateway
+    code = code_samples(base_url, MODEL)["anthropic-curl"]
+    answer = json.loads(_run(["bash", "-c", f"{code} -sS --fail-with-body"]))
+    assert answer["content"] == [{"type": "text", "text": "42"}]
+    ((path, headers, body),) = seen
+    assert path == "/v1/messages" and body == ASKED
+    assert headers["x-api-key"] == KEY and headers["anthropic-version"] == "2023-06-01"
+    assert headers["content-type"] == "application/json"
