@@ -198,20 +198,35 @@ def test_a_tool_result_turn_gets_an_answer(client: anthropic.Anthropic) -> None:
         model=MODEL, max_tokens=60, tools=[WEATHER], tool_choice=FORCE_WEATHER, messages=ASK_WEATHER
     )
     call = _tool_use(asked)
-    result = {"type": "tool_result", "tool_use_id": call.id, "content": "Sunny, 21 C"}
-    answer = client.messages.create(
-        model=MODEL,
-        max_tokens=16,
-        tools=[WEATHER],
-        messages=[
+
+    def turn(result: str) -> dict[str, Any]:
+        conversation = [
             *ASK_WEATHER,
-            {"role": "assistant", "content": [call.to_dict()]},  # type: ignore[list-item]
-            {"role": "user", "content": [result]},  # type: ignore[list-item]
-        ],
-    )
+            {"role": "assistant", "content": [call.to_dict()]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": result}],
+            },
+        ]
+        # With "auto" the model may well call the tool again.
+        return {
+            "model": MODEL,
+            "tools": [WEATHER],
+            "tool_choice": {"type": "none"},
+            "messages": conversation,
+        }
+
+    answer = client.messages.create(**turn("Sunny, 21 C"), max_tokens=16)
     assert answer.stop_reason in ("end_turn", "max_tokens")
-    assert _text(answer).strip()
-    assert _prompt_tokens(answer.usage) > _prompt_tokens(asked.usage)
+    assert _text(answer).strip() and not [b for b in answer.content if b.type == "tool_use"]
+    # The result is in the prompt: a longer one is more tokens, and the count is the usage's.
+    short = client.messages.count_tokens(**turn("Sunny")).input_tokens
+    same = client.messages.count_tokens(**turn("Sunny, 21 C")).input_tokens
+    long = client.messages.count_tokens(
+        **turn("Sunny, 21 C, a light west wind, no rain until Friday")
+    )
+    assert short < same < long.input_tokens
+    assert same == _prompt_tokens(answer.usage)
 
 
 def test_count_tokens_uses_the_models_tokenizer(client: anthropic.Anthropic) -> None:
