@@ -22,10 +22,12 @@ from tests.fakes.anthropic_server import API_KEY, FakeAnthropic, count_prompt
 KEY_ENV = "MODELYARD_TEST_FAKE_ANTHROPIC_KEY"
 MODEL = "test/claude"
 UPSTREAM = "claude-test"
-BETA = "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+BETA = "interleaved-thinking-2025-05-14,context-management-2025-06-27"
+# A beta feature's field: it goes upstream only with an anthropic-beta header.
+CONTEXT_MANAGEMENT = {"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}
 # What Anthropic does not define, or what only the gateway reads: none of it goes upstream.
 DROPPED = {
-    "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+    **CONTEXT_MANAGEMENT,
     "x_unknown_field": {"anything": [1, 2]},
     "provider": {"order": ["fake-anthropic"]},
     "models": [MODEL],
@@ -176,14 +178,12 @@ def _no_client_key(fake: FakeAnthropic, key: str) -> None:
 def test_the_request_reaches_the_upstream_as_sent_but_for_the_model_and_unknown_fields(
     client: anthropic.Anthropic, fake: FakeAnthropic, key: str
 ) -> None:
-    message = client.messages.create(
-        **PARAMS, extra_headers={"anthropic-beta": BETA}, extra_body=DROPPED
-    )
+    message = client.messages.create(**PARAMS, extra_body=DROPPED)
     received = fake.received[-1]
     assert received.path == "/v1/messages"
     # cache_control on system, tools and messages and the signed thinking block: unchanged.
     assert received.body == _upstream_body(PARAMS)
-    assert received.headers["anthropic-beta"] == BETA
+    assert "anthropic-beta" not in received.headers
     _no_client_key(fake, key)
 
     answer = fake.answers[-1]
@@ -213,7 +213,8 @@ def test_the_stream_the_client_gets_is_the_stream_the_upstream_sent(
         **PARAMS, stream=True, extra_headers={"anthropic-beta": BETA}, extra_body=DROPPED
     )
     events = [event.to_dict(exclude_none=True) for event in stream]
-    assert fake.received[-1].body == _upstream_body(PARAMS, stream=True)
+    # With the beta header, the beta feature's field goes too; the rest is still dropped.
+    assert fake.received[-1].body == _upstream_body(PARAMS, **CONTEXT_MANAGEMENT, stream=True)
     assert fake.received[-1].headers["anthropic-beta"] == BETA
     sent = fake.streams[-1]
 

@@ -16,7 +16,8 @@ Plain JSON or the full SSE event sequence (message_start, ping, content blocks w
 text/thinking/input_json deltas, message_delta, message_stop). Test scripts, in the last
 user text: "[error-midway]" sends an error event after the first text delta,
 "[cut-midway]" ends the stream there without message_stop, "[long]" streams slowly;
-a model whose name starts with "overloaded" gets HTTP 529 overloaded_error.
+a model whose name starts with "overloaded" gets HTTP 529 overloaded_error. With an
+`anthropic-beta` header, the fields of beta features (`context_management`, ...) pass.
 
 `/v1/messages/count_tokens` answers `{"input_tokens": N}`, N counted as for usage. Every
 request is kept in `received` (path, query, headers, body) and the events of every stream
@@ -38,6 +39,7 @@ from tests.fakes.anthropic_rules import problem
 
 API_KEY = "sk-ant-fake-key"
 JSON = dict[str, Any]
+BETA_FIELDS = frozenset({"context_management", "container", "mcp_servers"})
 COUNT_TOKENS_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
 
@@ -173,7 +175,11 @@ class FakeAnthropic:
             return body
         if isinstance(body, dict):
             self.requests.append(body)
-        message = problem(body)
+        if isinstance(body, dict) and request.headers.get("anthropic-beta"):
+            # Beta features' fields are accepted with a beta header (and otherwise ignored).
+            message = problem({k: v for k, v in body.items() if k not in BETA_FIELDS})
+        else:
+            message = problem(body)
         if message is not None:
             return _error(400, "invalid_request_error", message)
         if body["model"].startswith("overloaded"):
