@@ -8,12 +8,11 @@ body limit and a model allowed one request a minute.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import anthropic
 import httpx
 import pytest
-from anthropic.types import Message
+from anthropic.types import Message, MessageParam
 
 from tests.e2e.server import RunningGateway, start_gateway
 from tests.fakes.anthropic_server import API_KEY, FakeAnthropic
@@ -21,7 +20,7 @@ from tests.fakes.anthropic_server import API_KEY, FakeAnthropic
 KEY_ENV = "MODELYARD_TEST_FAKE_ANTHROPIC_KEY"
 MAX_BODY = 64 * 1024
 MAX_OUTPUT = 32000
-HI: list[Any] = [{"role": "user", "content": "hi"}]
+HI: list[MessageParam] = [{"role": "user", "content": "hi"}]
 
 
 def _model(model_id: str, upstream: str, extra: str = "") -> str:
@@ -160,7 +159,7 @@ def test_an_unknown_model_is_not_found(client: anthropic.Anthropic) -> None:
 
 def test_a_body_over_the_limit_is_413(client: anthropic.Anthropic, fake: FakeAnthropic) -> None:
     before = len(fake.received)
-    big = [{"role": "user", "content": "x " * MAX_BODY}]
+    big: list[MessageParam] = [{"role": "user", "content": "x " * MAX_BODY}]
     with pytest.raises(anthropic.ContentTooLargeError) as caught:
         client.messages.create(model="test/claude", max_tokens=16, messages=big)
     assert caught.value.status_code == 413

@@ -15,6 +15,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from anthropic.types import ToolParam
 
 from tests.e2e.server import RunningGateway, start_gateway
 from tests.fakes.anthropic_server import API_KEY, FakeAnthropic, count_prompt
@@ -40,7 +41,7 @@ SYSTEM: list[Any] = [
         "cache_control": {"type": "ephemeral"},
     }
 ]
-WEATHER: dict[str, Any] = {
+WEATHER: ToolParam = {
     "name": "get_weather",
     "description": "Weather for a city",
     "input_schema": {

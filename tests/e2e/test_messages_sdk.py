@@ -15,14 +15,21 @@ import anthropic
 import httpx
 import jsonschema
 import pytest
-from anthropic.types import Message, ToolUseBlock, Usage
+from anthropic.types import (
+    Message,
+    MessageParam,
+    ToolChoiceToolParam,
+    ToolParam,
+    ToolUseBlock,
+    Usage,
+)
 
 from tests.e2e.conftest import MODEL
 from tests.e2e.server import RunningGateway, start_gateway
 from tests.fakes.openai_chat import FakeOpenAIChat
 
-HELLO: list[Any] = [{"role": "user", "content": "Write one sentence about the sea."}]
-WEATHER: dict[str, Any] = {
+HELLO: list[MessageParam] = [{"role": "user", "content": "Write one sentence about the sea."}]
+WEATHER: ToolParam = {
     "name": "get_weather",
     "description": "Weather for a city",
     "input_schema": {
@@ -31,8 +38,8 @@ WEATHER: dict[str, Any] = {
         "required": ["city"],
     },
 }
-ASK_WEATHER: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
-FORCE_WEATHER: dict[str, Any] = {"type": "tool", "name": "get_weather"}
+ASK_WEATHER: list[MessageParam] = [{"role": "user", "content": "What is the weather in Paris?"}]
+FORCE_WEATHER: ToolChoiceToolParam = {"type": "tool", "name": "get_weather"}
 
 
 def _text(message: Message) -> str:
@@ -100,7 +107,7 @@ def test_the_beta_api_with_beta_headers(client: anthropic.Anthropic) -> None:
         model=MODEL,
         max_tokens=4,
         betas=["token-efficient-tools-2025-02-19"],
-        messages=HELLO,
+        messages=[{"role": "user", "content": "Write one sentence about the sea."}],
         extra_headers={"anthropic-version": "2023-06-01"},  # the version older clients send
         extra_query={"beta": "true"},  # and the query they add to the beta API's URL
     )
