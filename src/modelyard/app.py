@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import orjson
 from starlette.applications import Starlette
@@ -21,6 +22,8 @@ from modelyard.api.account import AccountApi
 from modelyard.api.admin import AdminApi
 from modelyard.api.chat import ChatCompletions
 from modelyard.api.http import send_error
+from modelyard.api.messages import Messages
+from modelyard.api.messages import send_error as send_messages_error
 from modelyard.api.models import ModelsApi
 from modelyard.api.openapi import openapi_document
 from modelyard.config import Settings
@@ -62,40 +65,55 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return _error_response(ServerError("Internal server error."))
 
 
-CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions"})
-
-
-class ChatFirst:
-    """POST /v1/chat/completions goes straight to its handler; everything else to Starlette.
+class HotPaths:
+    """The inference front doors go straight to their handlers; everything else to Starlette.
 
     Starlette's mounts, route matching and middleware were 11% of the event loop's time
-    at 64 connections (bench/profile_gateway), for a route that needs none of them: the
-    handler is raw ASGI and renders its own errors. What it does not foresee becomes the
-    same 500 in the OpenAI shape that Starlette's handler would have sent.
+    at 64 connections (bench/profile_gateway), for routes that need none of them: the
+    handlers are raw ASGI and render their own errors. What they do not foresee becomes a
+    500 in the front door's own error shape.
     """
 
-    def __init__(self, chat: ChatCompletions, rest: ASGIApp) -> None:
-        self._chat = chat
+    def __init__(self, doors: dict[str, FrontDoor], rest: ASGIApp) -> None:
+        self._doors = doors
         self._rest = rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in CHAT_PATHS:
+        door = self._doors.get(scope["path"]) if scope["type"] == "http" else None
+        if door is None or scope["method"] != "POST":
             await self._rest(scope, receive, send)
             return
         try:
-            await self._chat(scope, receive, send)
+            await door.handler(scope, receive, send)
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
             # Refused by the server if the response had started; it then closes the connection.
             with contextlib.suppress(RuntimeError):
-                await send_error(send, ServerError("Internal server error."))
+                await door.send_error(send, ServerError("Internal server error."))
 
 
-def _api_routes(gateway: Gateway, chat: ChatCompletions) -> list[BaseRoute]:
+@dataclass(frozen=True, slots=True)
+class FrontDoor:
+    handler: ASGIApp
+    send_error: Callable[[Send, GatewayError], Awaitable[None]]
+
+
+def _front_doors(chat: ChatCompletions, messages: Messages) -> dict[str, FrontDoor]:
+    doors: dict[str, FrontDoor] = {}
+    for root in ("/v1", "/api/v1"):
+        doors[f"{root}/chat/completions"] = FrontDoor(chat, send_error)
+        doors[f"{root}/messages"] = FrontDoor(messages, send_messages_error)
+        doors[f"{root}/messages/count_tokens"] = FrontDoor(messages, send_messages_error)
+    return doors
+
+
+def _api_routes(gateway: Gateway, chat: ChatCompletions, messages: Messages) -> list[BaseRoute]:
     models = ModelsApi(gateway)
     account = AccountApi(gateway)
     return [
         Route("/chat/completions", chat, methods=["POST"]),
+        Route("/messages", messages, methods=["POST"]),
+        Route("/messages/count_tokens", messages, methods=["POST"]),
         Route("/generation", account.generation, methods=["GET"]),
         Route("/key", account.key, methods=["GET"]),
         Route("/models", models.list_models, methods=["GET"]),
@@ -108,7 +126,7 @@ def build_app(
     settings: Settings,
     gateway: Gateway | None = None,
     on_started: Callable[[], None] | None = None,
-) -> ChatFirst:
+) -> HotPaths:
     gw = gateway or Gateway.create(settings)
     openapi = orjson.dumps(openapi_document(settings.base_url))
 
@@ -143,7 +161,8 @@ def build_app(
             await gw.close()
 
     chat = ChatCompletions(gw)
-    api = _api_routes(gw, chat)
+    messages = Messages(gw)
+    api = _api_routes(gw, chat, messages)
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
@@ -161,10 +180,10 @@ def build_app(
         },
         lifespan=lifespan,
     )
-    return ChatFirst(chat, app)
+    return HotPaths(_front_doors(chat, messages), app)
 
 
-def create_app() -> ChatFirst:
+def create_app() -> HotPaths:
     """The app factory of `modelyard serve --workers N`: each worker process builds its own
     gateway (with its own embedded model) from the MODELYARD_* environment."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelyard.api.auth import Authenticator
+from modelyard.access.authenticator import Authenticator
 from modelyard.catalog import Catalog, load_catalog
 from modelyard.config import Settings, ensure_admin_key, ensure_data_dir, write_private
 from modelyard.errors import Conflict
@@ -25,6 +25,16 @@ from modelyard.providers.registry import ProviderContext, ProviderRegistry, buil
 from modelyard.routing.planner import Planner
 from modelyard.schema.image_urls import ImageUrlPolicy
 from modelyard.secret_box import SecretBox
+from modelyard.service import GenerationService
+from modelyard.service.observers import (
+    BudgetObserver,
+    HealthObserver,
+    LedgerObserver,
+    LimiterObserver,
+    MetricsObserver,
+    Observer,
+    StickyObserver,
+)
 from modelyard.stats import Stats
 from modelyard.store import ApiKey, App, Store
 from modelyard.store.records import Generation
@@ -72,6 +82,7 @@ class Gateway:
     _limiter: RateLimiter | None = None
     _budget: BudgetGuard | None = None
     _stats: Stats | None = None
+    _service: GenerationService | None = None
     # Made by this start: the banner shows a key in full only on the start that made it.
     admin_key_created: bool = False
     bootstrap_key: str | None = field(default=None)
@@ -128,6 +139,12 @@ class Gateway:
         return self._budget
 
     @property
+    def service(self) -> GenerationService:
+        """The request pipeline every front door hands its parsed requests to."""
+        assert self._service is not None, "gateway not started"
+        return self._service
+
+    @property
     def auth(self) -> Authenticator:
         assert self._auth is not None, "gateway not started"
         return self._auth
@@ -168,8 +185,28 @@ class Gateway:
             upstream_max_connections=settings.upstream_max_connections,
         )
         await self.providers.start(context)
+        self._service = self._request_service()
         if settings.bootstrap_app:
             self.bootstrap_key = await self._bootstrap(settings.data_dir / BOOTSTRAP_KEY_FILE)
+
+    def _request_service(self) -> GenerationService:
+        observers: list[Observer] = [
+            LedgerObserver(self.ledger),
+            MetricsObserver(self.metrics),
+            BudgetObserver(self.budget),
+            HealthObserver(self.planner),
+            StickyObserver(self.planner),
+            LimiterObserver(self.limiter),
+        ]
+        return GenerationService(
+            planner=self.planner,
+            budget=self.budget,
+            limiter=self.limiter,
+            ledger=self.ledger,
+            observers=observers,
+            log_content=self.settings.log_content,
+            keepalive_s=self.settings.keepalive_interval_s,
+        )
 
     def _budget_guard(self, store: Store) -> BudgetGuard:
         unflushed = UnflushedSpend()

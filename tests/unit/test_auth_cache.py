@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelyard.api.auth import Authenticator
-from modelyard.api.auth_failures import ClientFailures
+from modelyard.access.authenticator import Authenticator
+from modelyard.access.client_failures import ClientFailures
 from modelyard.errors import AuthError, RateLimited
 from modelyard.store.records import ApiKey, App
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from modelyard.api.event_pump import MAX_BUFFERED, EventPump, StreamQuiet
 from modelyard.errors import UpstreamError
 from modelyard.providers.base import Delta, Finish, StreamEvent, Usage
+from modelyard.service.event_pump import MAX_BUFFERED, EventPump, StreamQuiet
 
 
 class Source:

@@ -21,11 +21,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from modelyard.api.auth import Caller
+from modelyard.access.caller import Caller
 from modelyard.api.chat import ChatCompletions
-from modelyard.api.http import read_body, send_error
+from modelyard.api.http import ClientGone, read_body, send_error
 from modelyard.errors import GatewayError, InvalidRequest, NotFound
 from modelyard.gateway import Gateway
+from modelyard.schema.chat import parse_chat_request
 from modelyard.schema.json_depth import check_depth
 from modelyard.store import ApiKey, App, ModelResource
 
@@ -244,6 +245,10 @@ class AdminApi:
             app = await self._app(request)
             resource = await self._resource(app, request.path_params["resource"])
             keys = {k.id: k for k in await self._gw.store.list_keys(app.id)}
+            body = await read_body(scope, receive, self._gw.settings.max_body_bytes)
+            chat_request = parse_chat_request(body, model_override=resource.model_id)
+        except ClientGone:
+            return
         except GatewayError as error:
             await send_error(send, error)
             return
@@ -253,7 +258,7 @@ class AdminApi:
             key=keys.get(resource.key_id),
             allowed_models=frozenset({resource.model_id}),
         )
-        await self._chat.handle(scope, receive, send, caller, model_override=resource.model_id)
+        await self._chat.serve(scope, receive, send, caller, chat_request)
 
     # -- keys ------------------------------------------------------------------------------
     async def list_keys(self, request: Request) -> Response:

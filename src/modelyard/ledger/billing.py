@@ -32,7 +32,8 @@ class RelayedTokens:
     prompt: Usage | None = None
 
     def add(self, delta: Delta) -> None:
-        self.completion += 1
+        if delta.content or delta.reasoning or delta.tool_calls:
+            self.completion += 1  # not for a native-only event (a ping, a block's end)
         if delta.prompt_usage is not None:
             self.prompt = delta.prompt_usage
 

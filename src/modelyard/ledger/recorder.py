@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from modelyard.api.auth import Caller
+from modelyard.access.caller import Caller
 from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.errors import GatewayError
 from modelyard.ledger.attribution import clean_attribution
@@ -31,11 +31,13 @@ class GenerationRecorder:
         caller: Caller,
         request: ChatRequest,
         *,
+        api: str = "chat.completions",
         http_referer: str | None,
         x_title: str | None,
         log_content: bool,
     ) -> None:
         self.generation_id = generation_id
+        self._api = api
         self._caller = caller
         self._request = request
         self._referer, self._title = clean_attribution(http_referer, x_title)
@@ -163,6 +165,7 @@ class GenerationRecorder:
             attempts=self.attempts,
             prompt_text=_prompt_text(request) if self._log_content else None,
             output_text="".join(self._output) if self._log_content else None,
+            api=self._api,
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from modelyard.catalog.pricing import request_cost
 from modelyard.catalog.spec import Price
+from modelyard.providers.base import output_tokens
 from modelyard.routing.filters import min_prompt_tokens
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest
@@ -77,7 +78,7 @@ def spend_ask(request: ChatRequest, routes: list[Route]) -> SpendAsk:
             _RouteCeiling.of(
                 _dearest(route.endpoint.price),
                 prompt,
-                request.output_limit or route.endpoint.max_output,
+                output_tokens(request, route.endpoint),
             )
             for route in tried
         )

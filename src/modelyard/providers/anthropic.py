@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, ClassVar
+from typing import Any, ClassVar
 
 from modelyard.catalog import Endpoint
 from modelyard.catalog.spec import ProviderSpec
 from modelyard.errors import UpstreamError
+from modelyard.providers.anthropic_native import (
+    DIALECT,
+    count_body,
+    native_body,
+    native_headers,
+)
 from modelyard.providers.anthropic_request import translate_request
 from modelyard.providers.anthropic_response import (
     StreamTranslator,
     completion_of,
     stream_error,
 )
-from modelyard.providers.base import Completion, StreamEvent
+from modelyard.providers.base import Completion, Delta, NativeRequest, StreamEvent
 from modelyard.providers.http import HttpAdapter, api_key
 from modelyard.schema.chat import ChatRequest
-
-if TYPE_CHECKING:
-    pass
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -32,6 +35,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 class AnthropicProvider(HttpAdapter):
     kind: ClassVar[str] = "anthropic"
+    native_dialect: ClassVar[str] = DIALECT
 
     def unavailable_reason(self, endpoint: Endpoint) -> str | None:
         # The planner already drops endpoints whose key variable is unset; a provider
@@ -49,18 +53,78 @@ class AnthropicProvider(HttpAdapter):
     async def stream(
         self, request: ChatRequest, endpoint: Endpoint
     ) -> AsyncGenerator[StreamEvent, None]:
-        spec = endpoint.provider
         call = translate_request(request, endpoint, stream=True)
-        translator = StreamTranslator(spec, call.show_reasoning)
-        sent_any = False
-        # aclosing: closing this generator early must close the upstream connection now,
-        # not whenever the inner generator is collected.
-        events = self._http.post_sse(spec, messages_url(spec), _headers(spec), call.body)
+        events = self._events(endpoint, call.body, {}, call.show_reasoning, native=False)
         async with contextlib.aclosing(events):
             async for event in events:
-                for out in translator.feed(event):
+                yield event
+
+    # -- the client's own Messages request, sent on as it came (anthropic_native) ----------
+    async def complete_native(
+        self, native: NativeRequest, request: ChatRequest, endpoint: Endpoint
+    ) -> Completion:
+        spec = endpoint.provider
+        body = native_body(native, endpoint, stream=False)
+        headers = {**_headers(spec), **native_headers(native)}
+        answer = await self._http.post_json(spec, messages_url(spec), headers, body)
+        if isinstance(answer, dict) and answer.get("type") == "error":
+            raise stream_error(spec, answer.get("error"))
+        completion = completion_of(spec, answer, show_reasoning=True)
+        completion.native = answer
+        return completion
+
+    async def stream_native(
+        self, native: NativeRequest, request: ChatRequest, endpoint: Endpoint
+    ) -> AsyncGenerator[StreamEvent, None]:
+        body = native_body(native, endpoint, stream=True)
+        events = self._events(endpoint, body, native_headers(native), True, native=True)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
+
+    async def count_native(self, native: NativeRequest, endpoint: Endpoint) -> int:
+        spec = endpoint.provider
+        headers = {**_headers(spec), **native_headers(native)}
+        url = messages_url(spec) + "/count_tokens"
+        answer = await self._http.post_json(spec, url, headers, count_body(native, endpoint))
+        count = answer.get("input_tokens") if isinstance(answer, dict) else None
+        if not isinstance(count, int):
+            raise UpstreamError(f"{spec.id} answered count_tokens without input_tokens")
+        return count
+
+    async def _events(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        extra_headers: dict[str, str],
+        show_reasoning: bool,
+        *,
+        native: bool,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The upstream's events as Delta / Finish; with `native`, each also carries the
+        SSE event it came from (and events that translate to nothing ride a bare Delta)."""
+        spec = endpoint.provider
+        translator = StreamTranslator(spec, show_reasoning)
+        sent_any = False
+        pending = b""  # native events not yet handed on
+        headers = {**_headers(spec), **extra_headers}
+        # aclosing: closing this generator early must close the upstream connection now,
+        # not whenever the inner generator is collected.
+        events = self._http.post_sse(spec, messages_url(spec), headers, body)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                out = translator.feed(event)
+                if native:
+                    pending += f"event: {event.event}\ndata: {event.data}\n\n".encode()
+                    if out:
+                        out[0].native, pending = pending, b""
+                    elif sent_any:
+                        out, pending = [Delta(native=pending)], b""
+                    # else: message_start and pings wait for the first content, so that
+                    # the stream commits to this route on the same event as a chat one.
+                for item in out:
                     sent_any = True
-                    yield out
+                    yield item
                 if translator.finished:
                     return
         raise UpstreamError(

@@ -18,6 +18,7 @@ from typing import Any
 
 from modelyard.catalog import Endpoint
 from modelyard.errors import InvalidRequest
+from modelyard.providers.base import output_tokens
 from modelyard.providers.prompt_caching import add_cache_breakpoints
 from modelyard.schema.chat import (
     AssistantMessage,
@@ -54,7 +55,7 @@ class AnthropicCall:
 def translate_request(request: ChatRequest, endpoint: Endpoint, *, stream: bool) -> AnthropicCall:
     supported = endpoint.supported_parameters
     system, turns = _conversation(request)
-    max_tokens = request.output_limit or endpoint.max_output
+    max_tokens = output_tokens(request, endpoint)
     body: dict[str, Any] = {
         "model": endpoint.upstream_model,
         "max_tokens": max_tokens,

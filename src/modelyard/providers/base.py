@@ -52,6 +52,9 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning: str | None = None
     logprobs: list[TokenLogprob] | None = None
+    # The upstream's own answer, when it speaks the client's dialect (see NativeRequest):
+    # the front door of that dialect sends it on as it came.
+    native: Any = None
 
 
 @dataclass(slots=True)
@@ -74,6 +77,9 @@ class Delta:
     # before the end (Anthropic's message_start does): what a stream cut short is billed
     # for its prompt.
     prompt_usage: Usage | None = None
+    # The upstream's own SSE event(s) this piece came from, on a native call (framed
+    # bytes, ready to relay); a Delta with nothing else set carries only such events.
+    native: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -83,9 +89,22 @@ class Finish:
     finish_reason: str
     native_finish_reason: str
     usage: Usage
+    native: bytes | None = None  # the upstream's closing event(s), on a native call
 
 
 StreamEvent = Delta | Finish
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A request as its client sent it, in a dialect some upstreams speak natively
+    (`dialect`, e.g. "anthropic.messages"). An adapter that speaks it sends `body` on
+    (less what the upstream does not know) instead of translating the internal request,
+    so blocks, cache markers and thinking signatures survive, and answers in kind."""
+
+    dialect: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. anthropic-beta
 
 
 class Provider(Protocol):
@@ -105,6 +124,53 @@ class Provider(Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class NativeProvider(Provider, Protocol):
+    """An adapter that also takes requests in a client dialect as they were sent."""
+
+    native_dialect: ClassVar[str]
+
+    async def complete_native(
+        self, native: NativeRequest, request: ChatRequest, endpoint: Endpoint
+    ) -> Completion:
+        """The answer, with `Completion.native` holding the upstream's own body."""
+        ...
+
+    def stream_native(
+        self, native: NativeRequest, request: ChatRequest, endpoint: Endpoint
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Events carrying the upstream's own SSE events in `native`."""
+        ...
+
+    async def count_native(self, native: NativeRequest, endpoint: Endpoint) -> int:
+        """The upstream's own count of the prompt's tokens."""
+        ...
+
+
+def native_speaker(provider: Provider, native: NativeRequest | None) -> NativeProvider | None:
+    """`provider`, if it speaks the dialect `native` came in."""
+    if native is None or getattr(provider, "native_dialect", None) != native.dialect:
+        return None
+    return provider  # type: ignore[return-value]
+
+
+class TokenCounter(Protocol):
+    """An adapter that can count a prompt's tokens with the model's own tokenizer."""
+
+    async def count_tokens(self, request: ChatRequest, endpoint: Endpoint) -> int: ...
+
+
+def token_counter(provider: Provider) -> TokenCounter | None:
+    """`provider`, if it counts prompt tokens itself."""
+    return provider if hasattr(provider, "count_tokens") else None  # type: ignore[return-value]
+
+
+def output_tokens(request: ChatRequest, endpoint: Endpoint) -> int:
+    """The most tokens the answer may use on this endpoint: the request's max_tokens,
+    within the endpoint's max output (its max output when the request sets none)."""
+    limit = request.output_limit
+    return endpoint.max_output if limit is None else min(limit, endpoint.max_output)
 
 
 def finish_reason_of(native: str) -> str:

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+import msgspec
+
 from modelyard.catalog import Catalog, Endpoint, Model
 from modelyard.errors import Forbidden, InvalidRequest, NoProviderAvailable, NotFound
 from modelyard.providers.base import Provider
@@ -109,6 +111,19 @@ class Planner:
                 metadata={"excluded": excluded},
             )
         return routes
+
+    def clamp_output(self, request: ChatRequest) -> ChatRequest:
+        """The request with a max_tokens above its model's max output lowered to it (the
+        Messages API's way; Chat Completions refuses it instead)."""
+        limit = request.output_limit
+        names = request.model_names()
+        model = self._catalog.find(names[0]) if names else None
+        if limit is None or model is None:
+            return request  # plan() says what is wrong with it
+        most = max(endpoint.max_output for endpoint in model.endpoints)
+        if limit <= most:
+            return request
+        return msgspec.structs.replace(request, max_tokens=most, max_completion_tokens=None)
 
     def _stick(
         self, ordered: list[Endpoint], session: Callable[[], str], model: Model

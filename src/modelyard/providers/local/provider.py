@@ -220,6 +220,14 @@ class LocalProvider:
             raise UpstreamError(self.unavailable_reason(endpoint) or "not loaded", retryable=True)
         loaded.engine.submit(job)
 
+    async def count_tokens(self, request: ChatRequest, endpoint: Endpoint) -> int:
+        """The prompt's tokens as this model sees them: its chat template, its tokenizer."""
+        loaded = self._models.get(endpoint.id)
+        if loaded is None:
+            raise UpstreamError(self.unavailable_reason(endpoint) or "not loaded", retryable=True)
+        prompt = loaded.turn_format(request_turns(request))
+        return len(loaded.engine.tokenize(prompt.text))
+
     def _plan(self, request: ChatRequest, endpoint: Endpoint) -> _Plan:
         loaded = self._models.get(endpoint.id)
         if loaded is None:

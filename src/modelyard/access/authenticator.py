@@ -18,48 +18,13 @@ import hmac
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Callable
 from typing import Protocol
 
-from modelyard.api.auth_failures import ClientFailures
+from modelyard.access.caller import ADMIN, Caller
+from modelyard.access.client_failures import ClientFailures
 from modelyard.errors import AuthError, RateLimited
-from modelyard.store.records import ApiKey, App, LimitReset
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    is_admin: bool
-    app: App | None = None
-    key: ApiKey | None = None
-    # Catalog model ids this caller may use; None means any.
-    allowed_models: frozenset[str] | None = None
-    # The app's own upstream keys (BYOK), provider id → plain key.
-    provider_keys: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def app_id(self) -> str | None:
-        return self.app.id if self.app else None
-
-    @property
-    def key_id(self) -> str | None:
-        return self.key.id if self.key else None
-
-    @property
-    def zdr(self) -> bool:
-        return bool(self.key and self.key.zdr)
-
-    @property
-    def limit_usd(self) -> Decimal | None:
-        return self.key.limit_usd if self.key else None
-
-    @property
-    def limit_reset(self) -> LimitReset | None:
-        return self.key.limit_reset if self.key else None
-
-
-ADMIN = Caller(is_admin=True)
+from modelyard.store.records import ApiKey, App
 
 
 class KeyDirectory(Protocol):

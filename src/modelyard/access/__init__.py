@@ -1,0 +1,1 @@
+"""Who is calling: the caller a request acts for, and the authenticator that finds it."""
