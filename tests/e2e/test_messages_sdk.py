@@ -500,3 +500,33 @@ def test_count_tokens_for_an_openai_upstream_is_an_estimate(
     assert raw.headers["x-modelyard-token-count"] == "estimate"
     assert raw.parse().input_tokens > 0
     assert len(openai_fake.received) == before  # nothing was sent upstream
+
+
+def test_the_ledger_says_the_request_came_through_messages(
+    upstream_client: anthropic.Anthropic, openai_gateway: RunningGateway
+) -> None:
+    """The generation id header, the ledger row (priced as chat is) and the app's usage by
+    API: /v1/messages shares them with every front door."""
+    raw = upstream_client.messages.with_raw_response.create(
+        model=OPENAI_MODEL, max_tokens=20, messages=[{"role": "user", "content": "ledger me"}]
+    )
+    message = raw.parse()
+    gen_id = raw.headers["x-generation-id"]
+    assert gen_id.startswith("gen-") and message.id == gen_id
+    key = upstream_client.api_key
+    row = httpx.get(
+        f"{openai_gateway.base_url}/v1/generation",
+        params={"id": gen_id},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert row.status_code == 200, row.text
+    data = row.json()["data"]
+    assert data["tokens_prompt"] == message.usage.input_tokens
+    assert data["tokens_completion"] == message.usage.output_tokens
+    price = (data["tokens_prompt"] * 1.0 + data["tokens_completion"] * 2.0) / 1_000_000
+    assert data["total_cost"] == pytest.approx(price)
+    admin = {"Authorization": f"Bearer {openai_gateway.admin_key}"}
+    usage = httpx.get(f"{openai_gateway.base_url}/admin/apps/chat/usage", headers=admin)
+    assert usage.status_code == 200, usage.text
+    apis = {row["api"] for row in usage.json()["data"]}
+    assert "messages" in apis, usage.text

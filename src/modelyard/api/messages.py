@@ -110,7 +110,13 @@ async def _complete(call: GenerationCall, send: Send) -> None:
     if isinstance(result.native, dict):  # the upstream's own message, as it came
         body = orjson.dumps(result.native)
     else:
-        body = message_body(call.generation_id, route.model.id, result, result.usage)
+        body = message_body(
+            call.generation_id,
+            route.model.id,
+            result,
+            result.usage,
+            stop_sequence=result.stop_sequence,
+        )
     await send_json(send, 200, body, call.headers())
 
 
@@ -146,7 +152,7 @@ async def _stream(call: GenerationCall, send: Send) -> None:
                 if not started:
                     started = True
                     await body(writer.start(None))
-                await body(writer.finish(event))
+                await body(writer.finish(event, stop_sequence=event.stop_sequence))
             else:
                 await body(writer.ping())
     except GatewayError as error:

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from modelyard.access.caller import Caller
 from modelyard.catalog.parameters import SAMPLING_FIELDS
 from modelyard.errors import GatewayError
@@ -176,4 +174,4 @@ class GenerationRecorder:
 def _prompt_text(request: ChatRequest) -> str:
     import msgspec
 
-    return orjson.dumps(msgspec.to_builtins(request.messages)).decode()
+    return msgspec.json.encode(request.messages).decode()

@@ -62,7 +62,25 @@ def native_body(native: NativeRequest, endpoint: Endpoint, *, stream: bool) -> d
         body["stream"] = True
     else:
         body.pop("stream", None)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        body["messages"] = [_without_unsigned_thinking(m) for m in messages]
     return body
+
+
+def _without_unsigned_thinking(message: Any) -> Any:
+    """Thinking that another upstream produced (rendered here with an empty signature) is
+    refused by Anthropic when sent back: it goes, signed thinking stays."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list) or not any(_unsigned(block) for block in content):
+        return message
+    return {**message, "content": [block for block in content if not _unsigned(block)]}
+
+
+def _unsigned(block: Any) -> bool:
+    return (
+        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+    )
 
 
 def count_body(native: NativeRequest, endpoint: Endpoint) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning: str | None = None
     logprobs: list[TokenLogprob] | None = None
+    stop_sequence: str | None = None  # the stop sequence that ended the answer, if known
     # The upstream's own answer, when it speaks the client's dialect (see NativeRequest):
     # the front door of that dialect sends it on as it came.
     native: Any = None
@@ -90,6 +91,7 @@ class Finish:
     native_finish_reason: str
     usage: Usage
     native: bytes | None = None  # the upstream's closing event(s), on a native call
+    stop_sequence: str | None = None  # the stop sequence that ended the answer, if known
 
 
 StreamEvent = Delta | Finish

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 
 from modelyard.catalog.spec import ProviderSpec
@@ -69,7 +70,7 @@ class UpstreamHttp:
                 response = await self.client.post(
                     url,
                     request_headers,
-                    orjson.dumps(body),
+                    json_bytes(body),
                     connect_timeout_s=spec.connect_timeout_s,
                 )
                 try:
@@ -109,7 +110,7 @@ class UpstreamHttp:
                 response = await self.client.post(
                     url,
                     _headers(headers, "text/event-stream"),
-                    orjson.dumps(body),
+                    json_bytes(body),
                     connect_timeout_s=spec.connect_timeout_s,
                 )
             try:
@@ -160,6 +161,15 @@ def _headers(headers: Mapping[str, str], accept: str) -> list[tuple[str, str]]:
         ("User-Agent", USER_AGENT),
         *headers.items(),
     ]
+
+
+def json_bytes(body: Any) -> bytes:
+    """The request body as JSON. orjson refuses integers beyond 64 bits, which a client's
+    tool schema may hold (msgspec, slower here, writes them)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return msgspec.json.encode(body)
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-import orjson
 
 from modelyard.catalog import Endpoint
 from modelyard.schema.chat import (
@@ -106,7 +105,7 @@ def min_prompt_tokens(request: ChatRequest) -> int:
 def typical_prompt_tokens(request: ChatRequest) -> int:
     """A middle-of-the-road count (four characters a token, a few per message, the tool
     schemas included): what count_tokens answers when nothing can count for real."""
-    tools = sum(len(orjson.dumps(msgspec.to_builtins(tool))) for tool in request.tools or ())
+    tools = sum(len(msgspec.json.encode(tool)) for tool in request.tools or ())
     return (_prompt_chars(request) + tools) // 4 + 4 * len(request.messages)
 
 

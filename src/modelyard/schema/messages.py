@@ -415,12 +415,20 @@ def _chat_request(body: _Body) -> ChatRequest:
     )
 
 
+# Claude Code opens its system prompt with a block for Anthropic's billing whose text
+# changes with every prompt: left in, no other upstream could reuse a cached prefix.
+BILLING_BLOCK = "x-anthropic-billing-header:"
+
+
 def _system(system: str | list[_Text] | None) -> list[Message]:
     if not system:
         return []
     if isinstance(system, str):
         return [SystemMessage(content=system)]
-    return [SystemMessage(content=[TextPart(b.text, b.cache_control) for b in system])]
+    parts: list[Part] = [
+        TextPart(b.text, b.cache_control) for b in system if not b.text.startswith(BILLING_BLOCK)
+    ]
+    return [SystemMessage(content=parts)] if parts else []
 
 
 def _turn(turn: _Turn, where: str, *, final: bool) -> list[Message]:

@@ -41,6 +41,7 @@ class Billed:
     usage: Usage
     cost: Decimal
     native: bytes | None = None  # the upstream's own closing events, on a native call
+    stop_sequence: str | None = None
 
 
 class _Quiet:
@@ -161,7 +162,14 @@ class GenerationCall:
         usage = finish.usage if finish.usage.total_tokens else self._recorder.relayed_usage()
         cost = usage_cost(route.endpoint.price, usage)
         self._recorder.finished(usage, cost, finish.finish_reason, finish.native_finish_reason)
-        return Billed(finish.finish_reason, finish.native_finish_reason, usage, cost, finish.native)
+        return Billed(
+            finish.finish_reason,
+            finish.native_finish_reason,
+            usage,
+            cost,
+            finish.native,
+            finish.stop_sequence,
+        )
 
     def client_left(self) -> None:
         """The client went away before the answer was complete (recorded as 499)."""

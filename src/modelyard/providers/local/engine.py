@@ -49,6 +49,7 @@ class JobDone:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    stop_sequence: str | None = None  # the stop sequence that ended it, if one did
 
 
 @dataclass(slots=True)
@@ -194,7 +195,7 @@ class LlamaEngine:
             tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
             if tail:
                 job.emit(TextPiece(tail))
-        return JobDone(reason, len(job.prompt_tokens), generated, cached)
+        return JobDone(reason, len(job.prompt_tokens), generated, cached, stops.matched)
 
     def _evaluate_prompt(self, tokens: list[int]) -> int:
         """Evaluate the prompt, reusing the KV of the longest prefix it shares with the live

@@ -147,7 +147,9 @@ class LocalProvider:
                 tool_call = ToolCall(_call_id(), name, arguments)
                 return Completion(None, "tool_calls", native, usage, [tool_call])
         finish = "length" if done.reason == "length" else "stop"
-        return Completion(content, finish, native, usage, logprobs=logprobs)
+        return Completion(
+            content, finish, native, usage, logprobs=logprobs, stop_sequence=done.stop_sequence
+        )
 
     async def stream(
         self, request: ChatRequest, endpoint: Endpoint
@@ -159,6 +161,9 @@ class LocalProvider:
         # A tool call is sent whole once complete; with tool_choice "auto" the first
         # non-blank character tells a tool call ("{") from a plain answer.
         mode = _UNDECIDED if plan.tool_mode else _TEXT
+        # The first piece tells the prompt's size (the Messages API's message_start shows
+        # it; a stream cut short bills it).
+        prompt: Usage | None = Usage(prompt_tokens=len(job.prompt_tokens))
         try:
             while True:
                 event = await job.events.get()
@@ -167,9 +172,13 @@ class LocalProvider:
                     if mode == _UNDECIDED:
                         mode = _decide_mode("".join(pieces), plan.constraint)
                         if mode == _TEXT:
-                            yield Delta(content="".join(pieces))
+                            yield Delta(content="".join(pieces), prompt_usage=prompt)
+                            prompt = None
                     elif mode == _TEXT:
-                        yield Delta(content=event.text, logprobs=_logprob_list(event))
+                        yield Delta(
+                            content=event.text, logprobs=_logprob_list(event), prompt_usage=prompt
+                        )
+                        prompt = None
                     continue
                 if isinstance(event, JobFailed):
                     raise _failure(event)
@@ -178,15 +187,18 @@ class LocalProvider:
                 call = parse_tool_call(text + suffix) if mode != _TEXT else None
                 if call is not None:
                     name, arguments = call
-                    yield Delta(tool_calls=[ToolCallDelta(0, _call_id(), name, "")])
+                    start = ToolCallDelta(0, _call_id(), name, "")
+                    yield Delta(tool_calls=[start], prompt_usage=prompt)
                     yield Delta(tool_calls=[ToolCallDelta(0, arguments=arguments)])
                     yield Finish("tool_calls", _native_reason(event), _usage(event))
                     return
                 rest = (text if mode != _TEXT else "") + suffix
                 if rest:
-                    yield Delta(content=rest)
+                    yield Delta(content=rest, prompt_usage=prompt)
                 finish = "length" if event.reason == "length" else "stop"
-                yield Finish(finish, _native_reason(event), _usage(event))
+                yield Finish(
+                    finish, _native_reason(event), _usage(event), stop_sequence=event.stop_sequence
+                )
                 return
         finally:
             job.cancelled.set()

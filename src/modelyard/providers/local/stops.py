@@ -14,6 +14,7 @@ class StopMatcher:
         self._stops = [s for s in stops if s]
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop sequence that was hit
 
     def feed(self, piece: str) -> str:
         if not self._stops:
@@ -24,6 +25,7 @@ class StopMatcher:
             at = text.find(stop)
             if at >= 0 and (first < 0 or at < first):
                 first = at
+                self.matched = stop
         if first >= 0:
             self.stopped = True
             self._held = ""
