@@ -272,7 +272,7 @@ def parse_chat_request(body: bytes, *, model_override: str | None = None) -> Cha
     except RecursionError as exc:  # depth is checked above; this is the last line of defence
         raise InvalidRequest("The request body nests JSON too deeply.") from exc
     except msgspec.ValidationError as exc:
-        raise _invalid(exc) from exc
+        raise validation_error(exc) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -283,19 +283,39 @@ def parse_chat_request(body: bytes, *, model_override: str | None = None) -> Cha
     return request
 
 
+def decode_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, for a wire format validated after decoding (its depth
+    checked first), with the same 400s as `parse_chat_request`."""
+    check_depth(body)
+    try:
+        value = msgspec.json.decode(body)
+    except RecursionError as exc:  # depth is checked above; this is the last line of defence
+        raise InvalidRequest("The request body nests JSON too deeply.") from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid UTF-8: {exc.reason}.") from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return value
+
+
 def check_chat_request(request: ChatRequest) -> None:
     """The checks across fields of `parse_chat_request`, for a request built from another
     wire format (schema/messages.py); the per-field ones are that format's decoder's."""
     _check(request)
 
 
-def _invalid(exc: msgspec.ValidationError) -> InvalidRequest:
-    """Turn msgspec's "Expected `int`, got `str` - at `$.messages[0].role`" into a 400."""
-    message, sep, where = str(exc).rpartition(" - at `$")
+def validation_error(exc: msgspec.ValidationError, where: str = "") -> InvalidRequest:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.messages[0].role`" into a 400.
+
+    `where` is the path of the value validated, for a body validated in pieces
+    (schema/responses.py validates each input item on its own: "input[2]")."""
+    message, sep, at = str(exc).rpartition(" - at `$")
     if not sep:
-        message, where = str(exc), ""
+        message, at = str(exc), ""
     # "[...]" marks a dict key in msgspec paths; the dict's own name is what clients know.
-    param = where.rstrip("`").lstrip(".").replace("[...]", "")
+    param = (where + at.rstrip("`")).lstrip(".").replace("[...]", "")
     if message.startswith("Object missing required field"):
         field = message.split("`")[1]
         param = f"{param}.{field}" if param else field
