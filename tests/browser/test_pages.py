@@ -35,9 +35,14 @@ def test_fresh_model_page_reads_well_without_data(page: Page, gateway: RunningGa
     page.click(".tab[data-tab=python]")
     expect(page.locator("#code-python")).to_be_visible()
     expect(page.locator("#code-python")).to_contain_text('model="anthropic/claude-haiku-4.5"')
+    page.click(".tab[data-tab=responses-python]")
+    expect(page.locator("#code-python")).to_be_hidden()
+    expect(page.locator("#code-responses-python")).to_contain_text("client.responses.create(")
+    page.click(".tab[data-tab=responses-curl]")
+    expect(page.locator("#code-responses-curl")).to_contain_text(f"{gateway.base_url}/v1/responses")
     # The Anthropic SDK appends /v1/messages itself: its base URL is the gateway's root.
     page.click(".tab[data-tab=anthropic-python]")
-    expect(page.locator("#code-python")).to_be_hidden()
+    expect(page.locator("#code-responses-curl")).to_be_hidden()
     expect(page.locator("#code-anthropic-python")).to_be_visible()
     expect(page.locator("#code-anthropic-python")).to_contain_text(
         f'Anthropic(base_url="{gateway.base_url}", api_key='

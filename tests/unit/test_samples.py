@@ -1,8 +1,9 @@
-"""The model page's code samples: the right URLs and model id, and the Anthropic ones run.
+"""The model page's code samples: the right URLs and model id, and the Python and curl ones run.
 
-The Anthropic Python and curl samples run as written against a small HTTP server standing
-where the gateway would: a base URL with /v1 in it would send the SDK to /v1/v1/messages,
-a missing header or a body Anthropic refuses would fail the run.
+The Responses and Anthropic Python and curl samples run as written against a small HTTP
+server standing where the gateway would: a base URL with /v1 in it would send the Anthropic
+SDK to /v1/v1/messages, a base URL without it the OpenAI SDK to /responses; a missing
+header or a body the API refuses would fail the run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
 
 from modelyard.web.samples import code_samples
 from tests.fakes.anthropic_rules import problem
@@ -31,6 +33,9 @@ def test_every_sample_names_the_model_and_this_gateway() -> None:
         "curl",
         "python",
         "javascript",
+        "responses-curl",
+        "responses-python",
+        "responses-typescript",
         "anthropic-curl",
         "anthropic-python",
         "anthropic-typescript",
@@ -46,6 +51,23 @@ def test_openai_samples_use_the_v1_prefix() -> None:
     assert "curl http://gw.example:8080/v1/chat/completions" in samples["curl"]
     assert 'OpenAI(base_url="http://gw.example:8080/v1"' in samples["python"]
     assert 'baseURL: "http://gw.example:8080/v1"' in samples["javascript"]
+
+
+def test_responses_samples_create_a_response_under_the_v1_prefix() -> None:
+    samples = code_samples("http://gw.example:8080/", MODEL)
+    python, typescript = samples["responses-python"], samples["responses-typescript"]
+    assert 'OpenAI(base_url="http://gw.example:8080/v1", api_key=' in python
+    assert "client.responses.create(" in python and f'model="{MODEL}",' in python
+    assert 'input="What is the meaning of life?",' in python
+    assert "print(response.output_text)" in python
+    assert 'import OpenAI from "openai";' in typescript
+    assert 'baseURL: "http://gw.example:8080/v1",' in typescript
+    assert "client.responses.create({" in typescript and f'model: "{MODEL}",' in typescript
+    assert "console.log(response.output_text);" in typescript
+    curl = samples["responses-curl"]
+    assert "curl http://gw.example:8080/v1/responses" in curl
+    assert '-H "Authorization: Bearer $MODELYARD_API_KEY"' in curl
+    assert '"input": "What is the meaning of life?"' in curl
 
 
 def test_anthropic_samples_use_the_root_because_the_sdk_appends_v1_messages() -> None:
@@ -67,8 +89,9 @@ Recorded = tuple[str, Seen]  # the base URL and what came to it
 
 
 class Gateway(BaseHTTPRequestHandler):
-    """Where the gateway would be: POST /v1/messages with the app key answers a message,
-    any other path is a 404, a body Anthropic would refuse a 400."""
+    """Where the gateway would be: POST /v1/messages or /v1/responses with the app key
+    answers a message or a response, any other path is a 404, a body the API would refuse
+    a 400."""
 
     seen: Seen
 
@@ -77,7 +100,9 @@ class Gateway(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.seen.append((self.path, headers, body))
         keys = {headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer ")}
-        if self.path != "/v1/messages":
+        if self.path == "/v1/responses":
+            self._respond(headers, body)
+        elif self.path != "/v1/messages":
             self._answer(404, {"type": "error", "error": {"type": "not_found_error"}})
         elif KEY not in keys:
             self._answer(401, {"type": "error", "error": {"type": "authentication_error"}})
@@ -85,6 +110,14 @@ class Gateway(BaseHTTPRequestHandler):
             self._answer(400, {"type": "error", "error": {"type": "invalid_request_error"}})
         else:
             self._answer(200, _message(body["model"]))
+
+    def _respond(self, headers: dict[str, str], body: Any) -> None:
+        if headers.get("authorization") != f"Bearer {KEY}":
+            self._answer(401, {"error": {"type": "authentication_error"}})
+        elif not isinstance(body.get("model"), str) or not body.get("input"):
+            self._answer(400, {"error": {"type": "invalid_request_error"}})
+        else:
+            self._answer(200, _response(body["model"]))
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -109,6 +142,26 @@ def _message(model: str) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": {"input_tokens": 14, "output_tokens": 1},
     }
+
+
+def _response(model: str) -> dict[str, Any]:
+    # Built with the SDK's own type, so the answer has the shape the sample's SDK reads.
+    text = ResponseOutputText(type="output_text", text="42", annotations=[])
+    message = ResponseOutputMessage(
+        type="message", id="msg_1", role="assistant", status="completed", content=[text]
+    )
+    response = Response(
+        id="resp_1",
+        object="response",
+        created_at=1,
+        model=model,
+        output=[message],
+        parallel_tool_calls=True,
+        tool_choice="auto",
+        tools=[],
+        status="completed",
+    )
+    return response.model_dump(mode="json")
 
 
 @pytest.fixture
@@ -156,4 +209,27 @@ def test_the_anthropic_curl_sample_runs_as_written(gateway: Recorded) -> None:
     ((path, headers, body),) = seen
     assert path == "/v1/messages" and body == ASKED
     assert headers["x-api-key"] == KEY and headers["anthropic-version"] == "2023-06-01"
+    assert headers["content-type"] == "application/json"
+
+
+RESPONSES_ASKED = {"model": MODEL, "input": "What is the meaning of life?"}
+
+
+def test_the_responses_python_sample_runs_as_written(gateway: Recorded) -> None:
+    base_url, seen = gateway
+    code = code_samples(base_url + "/", MODEL)["responses-python"]
+    assert _run([sys.executable, "-c", code]) == "42\n"
+    ((path, headers, body),) = seen
+    assert path == "/v1/responses" and body == RESPONSES_ASKED
+    assert headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_the_responses_curl_sample_runs_as_written(gateway: Recorded) -> None:
+    base_url, seen = gateway
+    code = code_samples(base_url, MODEL)["responses-curl"]
+    answer = json.loads(_run(["bash", "-c", f"{code} -sS --fail-with-body"]))
+    assert answer["output"][0]["content"][0]["text"] == "42"
+    ((path, headers, body),) = seen
+    assert path == "/v1/responses" and body == RESPONSES_ASKED
+    assert headers["authorization"] == f"Bearer {KEY}"
     assert headers["content-type"] == "application/json"

@@ -1,8 +1,9 @@
 """Code samples for the model page, filled with this gateway's URL and the model id.
 
-Every catalog model answers both front doors: OpenAI chat completions under /v1 and the
-Anthropic Messages API at /v1/messages. The Anthropic SDKs append /v1/messages to their base
-URL themselves, so theirs is the gateway's root; the OpenAI SDKs take the /v1 prefix.
+Every catalog model answers every front door: OpenAI chat completions and the OpenAI
+Responses API under /v1, and the Anthropic Messages API at /v1/messages. The Anthropic SDKs
+append /v1/messages to their base URL themselves, so theirs is the gateway's root; the
+OpenAI SDKs take the /v1 prefix.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ ANTHROPIC_VERSION = "2023-06-01"
 def code_samples(base_url: str, model_id: str) -> dict[str, str]:
     """The samples by tab name, in the order the page shows them."""
     root = base_url.rstrip("/")
-    return _openai(f"{root}/v1", json.dumps(model_id)) | _anthropic(root, json.dumps(model_id))
+    api, model = f"{root}/v1", json.dumps(model_id)
+    return _openai(api, model) | _responses(api, model) | _anthropic(root, model)
 
 
 def _openai(api: str, model: str) -> dict[str, str]:
@@ -48,6 +50,38 @@ const completion = await client.chat.completions.create({{
   messages: [{{ role: "user", content: "{QUESTION}" }}],
 }});
 console.log(completion.choices[0].message.content);""",
+    }
+
+
+def _responses(api: str, model: str) -> dict[str, str]:
+    return {
+        "responses-curl": f"""curl {api}/responses \\
+  -H "Authorization: Bearer $MODELYARD_API_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{{
+    "model": {model},
+    "input": "{QUESTION}"
+  }}'""",
+        "responses-python": f"""import os
+from openai import OpenAI
+
+client = OpenAI(base_url="{api}", api_key=os.environ["MODELYARD_API_KEY"])
+response = client.responses.create(
+    model={model},
+    input="{QUESTION}",
+)
+print(response.output_text)""",
+        "responses-typescript": f"""import OpenAI from "openai";
+
+const client = new OpenAI({{
+  baseURL: "{api}",
+  apiKey: process.env.MODELYARD_API_KEY,
+}});
+const response = await client.responses.create({{
+  model: {model},
+  input: "{QUESTION}",
+}});
+console.log(response.output_text);""",
     }
 
 
