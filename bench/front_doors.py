@@ -174,23 +174,29 @@ def main() -> None:
 
 
 def table(figures: dict[str, dict[str, list[float]]], rounds: int) -> str:
+    """Medians, their ratio, and the range of the ratio within a round (both doors measured
+    a few seconds apart): how far the machine's noise moves it."""
     chat, messages = (figures[door.name] for door in DOORS)
     lines = [
         f"| measure (median of {rounds} rounds, {CONNECTIONS} connections) "
-        "| /v1/chat/completions | /v1/messages | messages / chat | target | met |",
-        "|---|---|---|---|---|---|",
+        "| /v1/chat/completions | /v1/messages | messages / chat | same round, min–max "
+        "| target | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, values in chat.items():
         a, b = statistics.median(values), statistics.median(messages[name])
-        total = name.endswith("errors")
-        if total:  # errors: the sum over the rounds
+        ratio = spread = target = met = ""
+        if name.endswith("errors"):  # errors: the sum over the rounds
             a, b = sum(values), sum(messages[name])
-        ratio = f"{b / a:.2f}" if a and not total else ""
-        target, met = "", ""
+        elif a:
+            ratio = f"{b / a:.2f}"
+            paired = [m / c for c, m in zip(values, messages[name], strict=True) if c]
+            spread = f"{min(paired):.2f}–{max(paired):.2f}"
         if "CPU per" in name:
             target = f"≤ {CPU_RATIO_TARGET:g}×"
             met = "yes" if a and b / a <= CPU_RATIO_TARGET else "**no**"
-        lines.append(f"| {name} | {_number(a)} | {_number(b)} | {ratio} | {target} | {met} |")
+        numbers = f"{_number(a)} | {_number(b)} | {ratio} | {spread}"
+        lines.append(f"| {name} | {numbers} | {target} | {met} |")
     return "\n".join(lines)
 
 
