@@ -56,7 +56,7 @@ def test_model_page_shows_the_numbers_of_our_requests(page: Page, gateway: Runni
     _requests_recorded(gateway, len(TEMPERATURES))
     api = httpx.get(f"{gateway.api_url}/models/{MODEL}/endpoints").json()["data"]
     (endpoint,) = api["endpoints"]
-    assert endpoint["uptime_last_5m"] == 1.0 and endpoint["uptime_last_1d"] == 1.0
+    assert endpoint["uptime_last_5m"] == 100.0 and endpoint["uptime_last_1d"] == 100.0  # percent
     assert endpoint["latency_last_30m"]["p50"] > 0
     assert endpoint["throughput_last_30m"]["p50"] > 0
 

@@ -77,6 +77,9 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         default_factory=lambda: ["text"]
     )
     output_modalities: list[Literal["text"]] = msgspec.field(default_factory=lambda: ["text"])
+    # The model family whose tokenizer it uses, as OpenRouter names it ("Claude", "Gemma",
+    # "GPT", "Llama3", "Other", ...); None: not said.
+    tokenizer: str | None = None
     rpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
     tpm: Annotated[int, msgspec.Meta(ge=1)] | None = None
     prompt_cache_min_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None

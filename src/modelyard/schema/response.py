@@ -96,7 +96,8 @@ class ChunkWriter:
             "created": created,
             "model": model,
             "provider": provider,
-            "system_fingerprint": None,
+            # No system_fingerprint: OpenRouter's chunk schema allows a string or no field
+            # (the completion body's may be null), and the gateway has no fingerprint.
         }
         self._sent_role = False
 

@@ -6,10 +6,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelyard.stats.endpoints import EndpointStats, endpoint_stats
+from modelyard.stats.keys import byok_spend
 from modelyard.stats.parameters import ParameterSpread, recommended_parameters
 from modelyard.stats.rollup import DailyRollup
 from modelyard.stats.usage import Ranked, tokens_per_day, top_apps, top_titles
@@ -41,6 +43,13 @@ class Stats:
     async def endpoints(self, model_id: str) -> dict[str, EndpointStats]:
         async with self._engine.connect() as conn:
             return await endpoint_stats(conn, model_id, self._clock())
+
+    async def key_byok_spend(
+        self, key_id: str, periods: dict[str, datetime | None]
+    ) -> dict[str, Decimal]:
+        """The key's spend through BYOK since each period's start (None: all time)."""
+        async with self._engine.connect() as conn:
+            return await byok_spend(conn, key_id, periods)
 
     async def usage(self, model_id: str, app_names: dict[str, str]) -> ModelUsage:
         now = self._clock()
