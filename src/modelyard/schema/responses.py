@@ -552,6 +552,8 @@ def _tools(raw: list[dict[str, Any]] | None) -> list[Tool]:
     for index, entry in enumerate(raw or ()):
         where = f"tools[{index}]"
         kind = entry.get("type")
+        if kind is None:
+            raise _error(f"{where}.type", f"Missing required parameter: '{where}.type'.")
         if kind != "function" and isinstance(kind, str):
             raise _unsupported(f"{where}.type", f"{kind!r} tools are", "only 'function' tools are")
         tool = _convert(entry, _FunctionTool, where)
