@@ -14,7 +14,13 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-from openai.types.responses import FunctionToolParam, Response, ResponseStreamEvent
+from openai.types.responses import (
+    FunctionToolParam,
+    Response,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseStreamEvent,
+)
 
 from modelyard.errors import (
     GatewayError,
@@ -26,7 +32,15 @@ from modelyard.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from modelyard.providers.base import Completion, Delta, Finish, ToolCall, ToolCallDelta, Usage
+from modelyard.providers.base import (
+    Completion,
+    Delta,
+    Finish,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from modelyard.schema.chat import AssistantMessage
 from modelyard.schema.responses import ResponsesCall, items_to_messages, parse_responses_request
 from modelyard.schema.responses_render import (
@@ -184,6 +198,34 @@ def test_reasoning_then_message_then_function_calls() -> None:
             "status": "completed",
         },
     ]
+
+
+LOGPROBS = [TokenLogprob("Hel", -0.1, [("Hel", -0.1), ("Hi", -2.5)]), TokenLogprob("lo", -0.2)]
+LOGPROBS_JSON = [
+    {
+        "token": "Hel",
+        "logprob": -0.1,
+        "bytes": [72, 101, 108],
+        "top_logprobs": [
+            {"token": "Hel", "logprob": -0.1, "bytes": [72, 101, 108]},
+            {"token": "Hi", "logprob": -2.5, "bytes": [72, 105]},
+        ],
+    },
+    {"token": "lo", "logprob": -0.2, "bytes": [108, 111], "top_logprobs": []},
+]
+
+
+def test_logprobs_are_the_output_texts() -> None:
+    call = request(include=["message.output_text.logprobs"], top_logprobs=2)
+    body = whole(call, completion(logprobs=LOGPROBS))
+    response = Response.model_validate(body)
+    assert body["output"][0]["content"][0]["logprobs"] == LOGPROBS_JSON
+    assert body["top_logprobs"] == 2
+    message = response.output[0]
+    assert isinstance(message, ResponseOutputMessage)
+    part = message.content[0]
+    assert isinstance(part, ResponseOutputText) and part.logprobs is not None
+    assert [lp.token for lp in part.logprobs] == ["Hel", "lo"]
 
 
 def test_only_tool_calls_still_has_no_empty_message_but_nothing_at_all_has_one() -> None:
@@ -435,6 +477,20 @@ def test_a_stream_of_reasoning_text_and_interleaved_parallel_calls() -> None:
     )
     # What was streamed is what a whole response would have held.
     assert final["output"] == expected
+
+
+def test_a_stream_carries_each_pieces_logprobs_and_gathers_them() -> None:
+    w = writer(request(top_logprobs=2))
+    raw = w.start() + w.delta(Delta(content="Hel", logprobs=LOGPROBS[:1]))
+    raw += w.delta(Delta(content="lo", logprobs=LOGPROBS[1:])) + w.finish(billed())
+    events = sse_events(raw)
+    deltas = [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"]
+    assert deltas == [LOGPROBS_JSON[:1], LOGPROBS_JSON[1:]]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    assert done["logprobs"] == LOGPROBS_JSON
+    part = next(e for e in events if e["type"] == "response.content_part.done")["part"]
+    assert part["logprobs"] == LOGPROBS_JSON
+    assert w.output[0]["content"][0]["logprobs"] == LOGPROBS_JSON
 
 
 def test_a_stream_with_nothing_in_it_ends_with_an_empty_message() -> None:

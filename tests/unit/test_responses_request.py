@@ -452,6 +452,23 @@ def test_reasoning(reasoning: Any, expected: Reasoning | None) -> None:
     assert parse(input="hi", reasoning=reasoning).chat.reasoning == expected
 
 
+@pytest.mark.parametrize(
+    ("fields", "logprobs", "top"),
+    [
+        ({}, None, None),
+        ({"include": ["message.output_text.logprobs"]}, True, None),
+        ({"include": ["reasoning.encrypted_content"]}, None, None),
+        ({"top_logprobs": 5}, True, 5),
+        ({"include": ["message.output_text.logprobs"], "top_logprobs": 0}, True, 0),
+    ],
+)
+def test_logprobs_when_include_or_top_logprobs_asks(
+    fields: dict[str, Any], logprobs: bool | None, top: int | None
+) -> None:
+    chat = parse(input="hi", **fields).chat
+    assert (chat.logprobs, chat.top_logprobs) == (logprobs, top)
+
+
 def test_metadata_at_openais_limits_is_taken() -> None:
     metadata = {f"{i:064d}": "v" * 512 for i in range(16)}
     assert parse(input="hi", metadata=metadata).metadata == metadata
@@ -469,6 +486,7 @@ BAD: list[tuple[Any, str | None, str]] = [
     ({"model": "m", "input": "hi", "temperature": 2.5}, "temperature", "<= 2.0"),
     ({"model": "m", "input": "hi", "top_p": -1}, "top_p", ">= 0.0"),
     ({"model": "m", "input": "hi", "max_output_tokens": 0}, "max_output_tokens", ">= 1"),
+    ({"model": "m", "input": "hi", "top_logprobs": 21}, "top_logprobs", "<= 20"),
     ({"model": "m", "input": "hi", "stream": "yes"}, "stream", "Expected `bool | null`"),
     ({"model": "m", "input": "hi", "truncation": "middle"}, "truncation", "Invalid value"),
     ({"model": "m", "input": [{"role": "tool", "content": "x"}]}, "input[0].role", "Invalid value"),

@@ -33,24 +33,26 @@ def usage_body(usage: Usage, cost: Decimal) -> dict[str, Any]:
     }
 
 
+def token_logprobs(items: list[TokenLogprob]) -> list[dict[str, Any]]:
+    """Each token's logprob and its alternatives, as both OpenAI APIs (Chat Completions'
+    `logprobs.content`, Responses' `output_text.logprobs`) give them."""
+    return [
+        {
+            "token": item.token,
+            "logprob": item.logprob,
+            "bytes": list(item.token.encode("utf-8")),
+            "top_logprobs": [
+                {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in item.top
+            ],
+        }
+        for item in items
+    ]
+
+
 def _logprobs_body(items: list[TokenLogprob] | None) -> dict[str, Any] | None:
     if items is None:
         return None
-    return {
-        "content": [
-            {
-                "token": item.token,
-                "logprob": item.logprob,
-                "bytes": list(item.token.encode("utf-8")),
-                "top_logprobs": [
-                    {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}
-                    for t, lp in item.top
-                ],
-            }
-            for item in items
-        ],
-        "refusal": None,
-    }
+    return {"content": token_logprobs(items), "refusal": None}
 
 
 def completion_body(

@@ -70,6 +70,7 @@ MAX_ITEMS = 100_000  # as many as a Messages request may hold
 MAX_METADATA = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
+LOGPROBS = "message.output_text.logprobs"  # the `include` that asks for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +236,7 @@ class _Body(msgspec.Struct, frozen=True):
     previous_response_id: NonEmpty | None = None
     truncation: Literal["auto", "disabled"] | None = None
     include: list[str] | None = None
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
     service_tier: str | None = None
     prompt_cache_key: str | None = None
     background: bool | None = None
@@ -396,6 +398,8 @@ def _chat_request(body: _Body, items: list[dict[str, Any]]) -> ChatRequest:
         frequency_penalty=body.frequency_penalty,
         presence_penalty=body.presence_penalty,
         max_tokens=body.max_output_tokens,
+        logprobs=True if _wants_logprobs(body) else None,
+        top_logprobs=body.top_logprobs,
         tools=tools or None,
         tool_choice=choice,
         parallel_tool_calls=body.parallel_tool_calls if tools else None,
@@ -408,6 +412,12 @@ def _chat_request(body: _Body, items: list[dict[str, Any]]) -> ChatRequest:
         reasoning=_reasoning(body.reasoning),
         provider=body.provider,
     )
+
+
+def _wants_logprobs(body: _Body) -> bool:
+    """OpenAI gives the tokens' logprobs when `include` asks for them; `top_logprobs`
+    (alternatives at each token) asks for them too."""
+    return LOGPROBS in (body.include or ()) or body.top_logprobs is not None
 
 
 def _instructions(instructions: str | None) -> list[Message]:

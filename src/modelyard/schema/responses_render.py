@@ -31,13 +31,14 @@ import msgspec
 from modelyard.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
 from modelyard.providers.base import Completion, Delta, ToolCallDelta, Usage
 from modelyard.schema.messages_render import Ending
-from modelyard.schema.response import KEEPALIVE
+from modelyard.schema.response import KEEPALIVE, token_logprobs
 from modelyard.schema.responses import ResponsesCall
 
 Json = dict[str, Any]
 _encode = msgspec.json.encode
 # Finish reasons that leave a response incomplete, and the reason OpenAI gives.
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_TEXT = {"message": "output_text", "reasoning": "reasoning_text"}  # event names' middle
 
 
 def new_response_id() -> str:
@@ -63,12 +64,14 @@ def status_of(finish_reason: str) -> tuple[str, str | None]:
 # -- output items ---------------------------------------------------------------------------
 
 
-def _output_text(text: str) -> Json:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _output_text(text: str, logprobs: list[Json] | None = None) -> Json:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
 
 
-def _message_item(item_id: str, text: str | None, status: str) -> Json:
-    content = [] if text is None else [_output_text(text)]
+def _message_item(
+    item_id: str, text: str | None, status: str, logprobs: list[Json] | None = None
+) -> Json:
+    content = [] if text is None else [_output_text(text, logprobs)]
     return {
         "id": item_id,
         "type": "message",
@@ -103,7 +106,8 @@ def output_items(completion: Completion, *, id_seed: str) -> list[Json]:
         items.append(_reasoning_item(_item_id("rs", seed, 0), completion.reasoning, status))
     if completion.content or not completion.tool_calls:
         message_id = _item_id("msg", seed, len(items))
-        items.append(_message_item(message_id, completion.content or "", status))
+        logprobs = token_logprobs(completion.logprobs or [])
+        items.append(_message_item(message_id, completion.content or "", status, logprobs))
     for call in completion.tool_calls:
         index = len(items)
         call_id = call.id or _item_id("call", seed, index)
@@ -196,6 +200,7 @@ def response_object(
         "store": call.store,
         "temperature": body.get("temperature"),
         "top_p": body.get("top_p"),
+        "top_logprobs": body.get("top_logprobs"),
         "frequency_penalty": body.get("frequency_penalty"),
         "presence_penalty": body.get("presence_penalty"),
         "text": {
@@ -226,6 +231,7 @@ class _Open:
     item_id: str
     index: int  # in `output`
     pieces: list[str] = field(default_factory=list)
+    logprobs: list[Json] = field(default_factory=list)  # of a message's tokens
     call_id: str = ""
     name: str = ""
     status: str = "in_progress"
@@ -233,7 +239,7 @@ class _Open:
     def item(self, *, empty: bool = False) -> Json:
         text = None if empty else "".join(self.pieces)
         if self.kind == "message":
-            return _message_item(self.item_id, text, self.status)
+            return _message_item(self.item_id, text, self.status, self.logprobs)
         if self.kind == "reasoning":
             return _reasoning_item(self.item_id, text, self.status)
         arguments = "" if empty else "".join(self.pieces)
@@ -277,7 +283,8 @@ class ResponsesStreamWriter:
         if delta.reasoning:
             out.append(self._text("reasoning", delta.reasoning))
         if delta.content:
-            out.append(self._text("message", delta.content))
+            logprobs = token_logprobs(delta.logprobs or [])
+            out.append(self._text("message", delta.content, logprobs))
         for call in delta.tool_calls or ():
             out.append(self._tool(call))
         return b"".join(out)
@@ -327,17 +334,16 @@ class ResponsesStreamWriter:
         return KEEPALIVE
 
     # -- items ----------------------------------------------------------------------------
-    def _text(self, kind: str, piece: str) -> bytes:
+    def _text(self, kind: str, piece: str, logprobs: list[Json] | None = None) -> bytes:
         opened = b""
         if self._open is None or self._open.kind != kind:
             opened = self._close(self._open, "completed") + self._add(kind)
         item = self._open
         assert item is not None
         item.pieces.append(piece)
-        delta_type = (
-            "response.output_text.delta" if kind == "message" else ("response.reasoning_text.delta")
-        )
-        extra: Json = {"logprobs": []} if kind == "message" else {}
+        item.logprobs += logprobs or ()
+        delta_type = f"response.{_TEXT[kind]}.delta"
+        extra: Json = {"logprobs": logprobs or []} if kind == "message" else {}
         return opened + self._event(
             delta_type,
             item_id=item.item_id,
@@ -404,16 +410,12 @@ class ResponsesStreamWriter:
                 "response.function_call_arguments.done", **at, name=item.name, arguments=text
             )
         else:
-            text_done = (
-                "response.output_text.done"
-                if item.kind == "message"
-                else ("response.reasoning_text.done")
+            extra: Json = {"logprobs": item.logprobs} if item.kind == "message" else {}
+            part = _part(item.kind, text, item.logprobs)
+            done = self._event(
+                f"response.{_TEXT[item.kind]}.done", **at, content_index=0, text=text, **extra
             )
-            extra: Json = {"logprobs": []} if item.kind == "message" else {}
-            done = self._event(text_done, **at, content_index=0, text=text, **extra)
-            done += self._event(
-                "response.content_part.done", **at, content_index=0, part=_part(item.kind, text)
-            )
+            done += self._event("response.content_part.done", **at, content_index=0, part=part)
         return done + self._event(
             "response.output_item.done", output_index=item.index, item=item.item()
         )
@@ -446,5 +448,7 @@ class ResponsesStreamWriter:
         return b"event: " + kind.encode() + b"\ndata: " + _encode(data) + b"\n\n"
 
 
-def _part(kind: str, text: str) -> Json:
-    return _output_text(text) if kind == "message" else {"type": "reasoning_text", "text": text}
+def _part(kind: str, text: str, logprobs: list[Json] | None = None) -> Json:
+    if kind == "message":
+        return _output_text(text, logprobs)
+    return {"type": "reasoning_text", "text": text}
