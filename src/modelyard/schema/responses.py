@@ -310,8 +310,8 @@ def _error(param: str, message: str) -> InvalidRequest:
 
 
 def _unsupported(param: str, what: str, instead: str = "") -> InvalidRequest:
-    """ "Invalid value for 'tools[0].type': 'web_search' tools are not supported by this
-    gateway; only 'function' tools are." (`instead` after the semicolon)."""
+    """A 400 such as: Invalid value for 'tools[0].type': 'web_search' tools are not
+    supported by this gateway; only 'function' tools are (`instead` after the semicolon)."""
     tail = f"; {instead}" if instead else ""
     return _error(
         param, f"Invalid value for '{param}': {what} not supported by this gateway{tail}."

@@ -6,16 +6,15 @@ for `completed_at`, `frequency_penalty`, `presence_penalty`, and read `output_te
 `usage.cost`); each SDK ignores the fields it does not know.
 
 Output items are a reasoning item (the model's own text as a `reasoning_text` part: there
-is no summary to give), one assistant message with one `output_text` part (always, as a
-chat completion always has a message; empty when the answer is only tool calls) and a
-`function_call` item per tool call. Item ids derive from the response id and the item's
-place in `output` (`msg_<response hex>_1`), so the items streamed are the items stored.
+is no summary to give), an assistant message with one `output_text` part (with the tokens'
+logprobs when asked for; left out when the answer is only tool calls, empty when the answer
+is nothing) and a `function_call` item per tool call. Item ids derive from the response id
+and the item's place in `output` (`msg_<response hex>_1`), so the items streamed are the
+items stored.
 
 A stream opens an item when its kind of output starts and closes it when another starts;
 function calls stay open until the end, so arguments that arrive for an earlier call (an
 upstream interleaving parallel calls) still go to its item.
-
-JSON is written with msgspec, as schema/messages_render.py does.
 """
 
 from __future__ import annotations
