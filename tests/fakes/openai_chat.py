@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,3 +158,27 @@ class FakeOpenAIChat:
         else:
             text = "Echo: " + _text_of(last["content"])
         return {"role": "assistant", "content": text}, "stop"
+
+
+def catalog_toml(
+    base_url: str,
+    models: Mapping[str, str],
+    *,
+    provider: str = "fake-chat",
+    zdr: bool = False,
+) -> str:
+    """A catalog with a provider of kind openai at `base_url` and `models` on it (model id →
+    extra TOML lines for that model, e.g. "rpm = 1"), each served as "fake-model" at 1 and
+    2 USD per million prompt and completion tokens."""
+    entries = [
+        f'[[providers]]\nid = "{provider}"\nkind = "openai"\nbase_url = "{base_url}"\n'
+        f"zdr = {str(zdr).lower()}\n"
+    ]
+    for model_id, extra in models.items():
+        entries.append(
+            f'[[models]]\nid = "{model_id}"\nname = "{model_id}"\ncontext_length = 32000\n'
+            f"max_output = 4096\n{extra}\n"
+            f'[[models.endpoints]]\nprovider = "{provider}"\nupstream_model = "fake-model"\n'
+            "price = { prompt = 1.0, completion = 2.0 }\n"
+        )
+    return "\n".join(entries)
