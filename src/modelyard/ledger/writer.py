@@ -1,4 +1,4 @@
-"""Writes ledger rows in batches, off the request path.
+"""Writes rows in batches, off the request path: the ledger's, and the stored responses'.
 
 Requests `record()` a row (a non-blocking append); one background task takes whatever has
 accumulated, up to `batch_size` rows, and inserts it in one transaction. No request waits
@@ -18,45 +18,67 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from modelyard.store.records import Generation
 
 log = logging.getLogger(__name__)
 
-InsertRows = Callable[[Sequence[Generation]], Awaitable[None]]
+
+class HasId(Protocol):
+    @property
+    def id(self) -> str: ...
 
 
-class LedgerWriter:
+RowT = TypeVar("RowT", bound=HasId)
+InsertRows = Callable[[Sequence[RowT]], Awaitable[None]]
+
+
+class BatchWriter(Generic[RowT]):
     def __init__(
         self,
-        insert: InsertRows,
+        insert: InsertRows[RowT],
         *,
         batch_size: int = 500,
         max_delay_s: float = 0.05,
         max_retry_delay_s: float = 5.0,
         max_pending: int = 100_000,
+        name: str = "ledger",
     ) -> None:
         self._insert = insert
         self._batch_size = batch_size
         self._max_delay_s = max_delay_s
         self._max_retry_delay_s = max_retry_delay_s
-        self._pending: deque[Generation] = deque()
-        self._in_flight: list[Generation] = []
+        self._pending: deque[RowT] = deque()
+        self._in_flight: list[RowT] = []
         self._wake = asyncio.Event()
         self._max_pending = max_pending
         self._room = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._name = name
         self.written = 0
 
     @property
     def queue_depth(self) -> int:
         return len(self._pending)
 
-    def pending(self, generation_id: str) -> Generation | None:
+    def pending(self, row_id: str) -> RowT | None:
         """A row still waiting to be written (so it can be read back at once)."""
         for row in (*self._in_flight, *self._pending):
-            if row.id == generation_id:
+            if row.id == row_id:
+                return row
+        return None
+
+    def writing(self, row_id: str) -> bool:
+        """Whether the row is in the batch being inserted now."""
+        return any(row.id == row_id for row in self._in_flight)
+
+    def discard(self, row_id: str) -> RowT | None:
+        """Take a queued row out before it is written (not one in the batch being inserted)."""
+        for row in self._pending:
+            if row.id == row_id:
+                self._pending.remove(row)
                 return row
         return None
 
@@ -67,9 +89,9 @@ class LedgerWriter:
             await self._room.wait()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+        self._task = asyncio.create_task(self._run(), name=f"{self._name}-writer")
 
-    def record(self, row: Generation) -> None:
+    def record(self, row: RowT) -> None:
         self._pending.append(row)
         if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
             self._wake.set()
@@ -103,7 +125,7 @@ class LedgerWriter:
                 await self._insert(batch)
             except Exception:
                 # Keep the rows (in order) and try again: losing them would lose billing.
-                log.exception("ledger write of %d rows failed; retrying", len(batch))
+                log.exception("%s write of %d rows failed; retrying", self._name, len(batch))
                 self._pending.extendleft(reversed(batch))
                 self._in_flight = []
                 await asyncio.sleep(retry_delay)
@@ -114,3 +136,7 @@ class LedgerWriter:
             self.written += len(batch)
             if len(self._pending) < self._max_pending:
                 self._room.set()
+
+
+# The generations ledger: the writer every request's row goes through.
+LedgerWriter = BatchWriter[Generation]
