@@ -59,6 +59,9 @@ class Settings:
     image_url_allow_http: bool = False
     # How long an admin's browser session lasts after signing in.
     admin_session_ttl_s: float = 12 * 3600
+    # Keep Responses API responses (`store`, `previous_response_id`), and for how long.
+    store_responses: bool = True
+    response_retention_days: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -95,6 +98,7 @@ class Settings:
             ("bootstrap_app", "MODELYARD_BOOTSTRAP_APP"),
             ("load_local_models", "MODELYARD_LOAD_LOCAL"),
             ("image_url_allow_http", "MODELYARD_IMAGE_URL_ALLOW_HTTP"),
+            ("store_responses", "MODELYARD_STORE_RESPONSES"),
         ):
             if flag in env:
                 values[name] = env[flag].strip().lower() in ("1", "true", "yes", "on")
@@ -121,6 +125,11 @@ class Settings:
             values["public_url"] = env["MODELYARD_PUBLIC_URL"]
         if "MODELYARD_ADMIN_SESSION_TTL_S" in env:
             values["admin_session_ttl_s"] = float(env["MODELYARD_ADMIN_SESSION_TTL_S"])
+        if "MODELYARD_RESPONSE_RETENTION_DAYS" in env:
+            days = float(env["MODELYARD_RESPONSE_RETENTION_DAYS"])
+            if not days > 0:  # also refuses NaN
+                raise ValueError("MODELYARD_RESPONSE_RETENTION_DAYS must be more than 0")
+            values["response_retention_days"] = days
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from modelyard.access.authenticator import Authenticator
@@ -38,6 +39,7 @@ from modelyard.service.observers import (
 from modelyard.stats import Stats
 from modelyard.store import ApiKey, App, Store
 from modelyard.store.records import Generation
+from modelyard.store.response_archive import ResponseArchive
 from modelyard.store.store import database_url
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class Gateway:
     _budget: BudgetGuard | None = None
     _stats: Stats | None = None
     _service: GenerationService | None = None
+    _responses: ResponseArchive | None = None
     # Made by this start: the banner shows a key in full only on the start that made it.
     admin_key_created: bool = False
     bootstrap_key: str | None = field(default=None)
@@ -145,6 +148,12 @@ class Gateway:
         return self._service
 
     @property
+    def responses(self) -> ResponseArchive:
+        """Stored Responses API responses (`store`, `previous_response_id`)."""
+        assert self._responses is not None, "gateway not started"
+        return self._responses
+
+    @property
     def auth(self) -> Authenticator:
         assert self._auth is not None, "gateway not started"
         return self._auth
@@ -161,6 +170,12 @@ class Gateway:
         self._budget = self._budget_guard(self._store)
         self._ledger = LedgerWriter(self._insert_rows, max_delay_s=settings.ledger_batch_delay_s)
         self._ledger.start()
+        self._responses = ResponseArchive(
+            self._store,
+            retention=timedelta(days=settings.response_retention_days),
+            enabled=settings.store_responses,
+        )
+        await self._responses.start()
         self._metrics = GatewayMetrics(lambda: self.ledger.queue_depth)
         self._stats = Stats(self._store.engine)
         if settings.redis_url:
@@ -245,9 +260,11 @@ class Gateway:
         return plain
 
     async def close(self) -> None:
-        """Stop taking work, write every queued ledger row, then release everything."""
+        """Stop taking work, write every queued ledger row and response, then release all."""
         if self._ledger is not None:
             await self._ledger.close()
+        if self._responses is not None:
+            await self._responses.close()
         await self.providers.close()
         if self._limiter is not None:
             await self._limiter.close()

@@ -41,7 +41,15 @@ on_session_loop = pytest.mark.asyncio(loop_scope="session")
 PG_URL = os.environ.get(
     "MODELYARD_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-TABLES = {"apps", "model_resources", "api_keys", "generations", "provider_keys", "admin_sessions"}
+TABLES = {
+    "apps",
+    "model_resources",
+    "api_keys",
+    "generations",
+    "provider_keys",
+    "admin_sessions",
+    "responses",
+}
 DAY1 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 DAY2 = datetime(2024, 3, 2, 0, 0, tzinfo=UTC)
 
@@ -150,13 +158,14 @@ async def test_migrations_build_the_schema_from_empty_and_reopening_changes_noth
     if db_url.startswith("sqlite"):
         async with raw(db_url) as conn:  # WAL is a property of the file, so it shows here
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-    assert version == [("0004",)]
+    assert version == [("0005",)]
     assert {
         "ix_generations_app_created",
         "ix_generations_key_created",
         "ix_generations_model_created",
     } <= schema["indexes"]["generations"]
     assert "ix_api_keys_key_hash" in schema["indexes"]["api_keys"]
+    assert "ix_responses_expires_at" in schema["indexes"]["responses"]
     assert "uq_apps_name" in schema["uniques"]["apps"]
     assert "uq_model_resources_app_alias" in schema["uniques"]["model_resources"]
     # The hand-written migration builds exactly what tables.py declares.
@@ -169,7 +178,7 @@ async def test_migrations_build_the_schema_from_empty_and_reopening_changes_noth
         await again.close()
     async with raw(db_url) as conn:
         assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).all() == [
-            ("0004",)
+            ("0005",)
         ]
 
 

@@ -1,4 +1,4 @@
-"""Persistence: apps, model resources, keys and the generations ledger."""
+"""Persistence: apps, model resources, keys, the generations ledger and stored responses."""
 
 from modelyard.store.records import (
     ApiKey,
@@ -7,6 +7,7 @@ from modelyard.store.records import (
     Generation,
     LimitReset,
     ModelResource,
+    StoredResponse,
     UsageRow,
 )
 from modelyard.store.store import Store, database_url
@@ -19,6 +20,7 @@ __all__ = [
     "LimitReset",
     "ModelResource",
     "Store",
+    "StoredResponse",
     "UsageRow",
     "database_url",
 ]

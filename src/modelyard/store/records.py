@@ -108,3 +108,30 @@ class UsageRow:
     tokens_completion: int
     cost: Decimal
     api: str = "chat.completions"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A Responses API response kept for `previous_response_id` and GET/DELETE by id.
+
+    The archive keeps the lists and dicts as given until they are written: build them
+    fresh for each response and do not change them after saving.
+    """
+
+    id: str  # "resp_…"
+    app_id: str | None  # None for the admin's own calls (models:call)
+    key_id: str | None
+    created_at: datetime
+    expires_at: datetime
+    model: str
+    input_items: list[dict[str, Any]]  # what the request sent, as items
+    output_items: list[dict[str, Any]]  # what the model answered, as items
+    response: dict[str, Any]  # the whole response object as returned to the client
+    # The items of every earlier turn of its previous_response_id chain, so a continuation
+    # is one read, not a walk.
+    history_items: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def conversation(self) -> list[dict[str, Any]]:
+        """The items a continuation of this response starts from: history, input, output."""
+        return [*self.history_items, *self.input_items, *self.output_items]

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import RowMapping
 
-from modelyard.store.records import ApiKey, App, Attempt, Generation, LimitReset, ModelResource
+from modelyard.store.records import (
+    ApiKey,
+    App,
+    Attempt,
+    Generation,
+    LimitReset,
+    ModelResource,
+    StoredResponse,
+)
 
 
 def app_from_row(row: RowMapping) -> App:
@@ -133,4 +142,35 @@ def generation_from_row(row: RowMapping) -> Generation:
         prompt_text=row["prompt_text"],
         output_text=row["output_text"],
         api=row["api"],
+    )
+
+
+def response_to_row(item: StoredResponse) -> dict[str, Any]:
+    """Raises TypeError (orjson.JSONEncodeError) for content JSON cannot hold."""
+    return {
+        "id": item.id,
+        "app_id": item.app_id,
+        "key_id": item.key_id,
+        "created_at": item.created_at,
+        "expires_at": item.expires_at,
+        "model": item.model,
+        "input_items": orjson.dumps(item.input_items).decode(),
+        "output_items": orjson.dumps(item.output_items).decode(),
+        "history_items": orjson.dumps(item.history_items).decode(),
+        "response": orjson.dumps(item.response).decode(),
+    }
+
+
+def response_from_row(row: RowMapping) -> StoredResponse:
+    return StoredResponse(
+        id=row["id"],
+        app_id=row["app_id"],
+        key_id=row["key_id"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        model=row["model"],
+        input_items=orjson.loads(row["input_items"]),
+        output_items=orjson.loads(row["output_items"]),
+        history_items=orjson.loads(row["history_items"]),
+        response=orjson.loads(row["response"]),
     )

@@ -1,4 +1,4 @@
-"""The Store: apps, model resources, keys and the generations ledger, over one database.
+"""The Store: apps, model resources, keys, the generations ledger and stored responses.
 
 SQLite (aiosqlite) and PostgreSQL (asyncpg) behave the same through it. Every method runs
 in its own transaction and returns records, never rows.
@@ -7,6 +7,7 @@ in its own transaction and returns records, never rows.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,21 +26,42 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelyard.errors import Conflict, NotFound
 from modelyard.store.bulk import GenerationSink, open_sink
 from modelyard.store.migrate import create_engine, upgrade_to_head
-from modelyard.store.records import ApiKey, App, Generation, LimitReset, ModelResource, UsageRow
+from modelyard.store.records import (
+    ApiKey,
+    App,
+    Generation,
+    LimitReset,
+    ModelResource,
+    StoredResponse,
+    UsageRow,
+)
 from modelyard.store.rows import (
     app_from_row,
     generation_from_row,
     key_from_row,
     key_to_row,
     resource_from_row,
+    response_from_row,
+    response_to_row,
 )
-from modelyard.store.tables import api_keys, apps, generations, model_resources, provider_keys
+from modelyard.store.tables import (
+    api_keys,
+    apps,
+    generations,
+    model_resources,
+    provider_keys,
+    responses,
+)
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX_CHARS = 12
 
@@ -339,6 +361,60 @@ class Store:
         async with self._engine.connect() as conn:
             count = (await conn.execute(select(func.count()).select_from(generations))).scalar()
         return int(count or 0)
+
+    # -- stored responses ------------------------------------------------------------------
+
+    async def insert_responses(self, items: Sequence[StoredResponse]) -> None:
+        """All the items in one transaction; an id already stored is left as it is, so a
+        batch retried after a commit whose answer was lost does not fail for ever."""
+        rows = []
+        for item in items:
+            try:
+                rows.append(response_to_row(item))
+            except TypeError:
+                # Content JSON cannot hold (an integer past 64 bits): no retry could write
+                # it, and keeping it would hold back every response queued after it.
+                log.exception("response %s cannot be stored as JSON; not stored", item.id)
+        if not rows:
+            return
+        dialect_insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(responses).on_conflict_do_nothing(index_elements=["id"])
+        async with self._engine.begin() as conn:
+            await conn.execute(statement, rows)
+
+    async def get_response(
+        self, app_id: str | None, response_id: str, now: datetime
+    ) -> StoredResponse | None:
+        """The app's response with that id, unless it has expired."""
+        query = select(responses).where(*self._live_response(app_id, response_id, now))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else response_from_row(row)
+
+    async def delete_response(self, app_id: str | None, response_id: str, now: datetime) -> bool:
+        query = delete(responses).where(*self._live_response(app_id, response_id, now))
+        async with self._engine.begin() as conn:
+            result = await conn.execute(query)
+        return bool(result.rowcount)
+
+    async def purge_responses(self, now: datetime, *, batch: int = 1000) -> int:
+        """Delete the expired responses, `batch` a transaction (SQLite's one writer is never
+        held long), and return how many went."""
+        expired = select(responses.c.id).where(responses.c.expires_at <= now).limit(batch)
+        purged = 0
+        while True:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(delete(responses).where(responses.c.id.in_(expired)))
+            purged += result.rowcount
+            if result.rowcount < batch:
+                return purged
+
+    @staticmethod
+    def _live_response(
+        app_id: str | None, response_id: str, now: datetime
+    ) -> tuple[ColumnElement[bool], ...]:
+        owner = responses.c.app_id.is_(None) if app_id is None else responses.c.app_id == app_id
+        return responses.c.id == response_id, owner, responses.c.expires_at > now
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -137,3 +137,22 @@ admin_sessions = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Index("ix_admin_sessions_expires_at", "expires_at"),
 )
+
+# Stored Responses API responses (`store`, `previous_response_id`), until `expires_at`.
+# The items are JSON text written with orjson (the same text on both databases, and quick
+# for long conversations); `id` is the key every lookup goes by, the app checked with it.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("app_id", String(32), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("model", String, nullable=False),
+    Column("input_items", Text, nullable=False),
+    Column("output_items", Text, nullable=False),
+    Column("history_items", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Index("ix_responses_expires_at", "expires_at"),
+)
