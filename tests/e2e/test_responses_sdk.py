@@ -383,6 +383,14 @@ def test_a_request_is_translated_both_ways(
     _usage_matches(response, openai_fake)
 
 
+def test_reasoning_is_taken_and_echoed(upstream_client: openai.OpenAI) -> None:
+    response = upstream_client.responses.create(
+        model=OPENAI_MODEL, input="think", reasoning={"effort": "low"}, store=False
+    )
+    assert response.reasoning is not None and response.reasoning.effort == "low"
+    assert response.output_text == "Echo: think"
+
+
 def test_a_plain_string_input_is_one_user_message(
     upstream_client: openai.OpenAI, openai_fake: FakeOpenAIChat
 ) -> None:

@@ -301,3 +301,37 @@ def test_a_response_past_its_retention_is_gone(
         _previous_not_found(client, fake, created.id)
     finally:
         gateway.stop()
+
+
+def test_every_worker_finds_a_response_at_once(
+    fake: FakeOpenAIChat, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With `--workers 2` the next request may reach the other process: a response is
+    there for it as soon as it has been answered (a client continues at once)."""
+    home = tmp_path_factory.mktemp("responses-workers")
+    catalog = home / "catalog.toml"
+    catalog.write_text(catalog_toml(fake.base_url, {MODEL: ""}))
+    gateway = start_gateway(
+        home / "data",
+        extra_args=["--catalog", str(catalog), "--workers", "2"],
+        env={"MODELYARD_LOAD_LOCAL": "0"},
+    )
+    try:
+        headers = {"Authorization": f"Bearer {_client(gateway, 'alpha').api_key}"}
+        url = gateway.api_url + "/responses"
+        missed = []
+        for turn in range(20):  # a new connection each time, to either worker
+            created = httpx.post(url, json={"model": MODEL, "input": "hi"}, headers=headers)
+            assert created.status_code == 200, created.text
+            response_id = created.json()["id"]
+            retrieved = httpx.get(f"{url}/{response_id}", headers=headers)
+            continued = httpx.post(
+                url,
+                json={"model": MODEL, "input": "more", "previous_response_id": response_id},
+                headers=headers,
+            )
+            if (retrieved.status_code, continued.status_code) != (200, 200):
+                missed.append((turn, retrieved.status_code, continued.status_code))
+        assert missed == []
+    finally:
+        gateway.stop()
