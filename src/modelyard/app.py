@@ -25,6 +25,7 @@ from modelyard.api.http import send_error
 from modelyard.api.messages import Messages
 from modelyard.api.messages import send_error as send_messages_error
 from modelyard.api.models import ModelsApi
+from modelyard.api.responses import Responses
 from modelyard.api.openapi import openapi_document
 from modelyard.config import Settings
 from modelyard.errors import GatewayError, InvalidRequest, NotFound, ServerError
@@ -98,25 +99,35 @@ class FrontDoor:
     send_error: Callable[[Send, GatewayError], Awaitable[None]]
 
 
-def _front_doors(chat: ChatCompletions, messages: Messages) -> dict[str, FrontDoor]:
+def _front_doors(
+    chat: ChatCompletions, messages: Messages, responses: Responses
+) -> dict[str, FrontDoor]:
     doors: dict[str, FrontDoor] = {}
     for root in ("/v1", "/api/v1"):
         doors[f"{root}/chat/completions"] = FrontDoor(chat, send_error)
+        doors[f"{root}/responses"] = FrontDoor(responses, send_error)
         doors[f"{root}/messages"] = FrontDoor(messages, send_messages_error)
         doors[f"{root}/messages/count_tokens"] = FrontDoor(messages, send_messages_error)
     return doors
 
 
-def _api_routes(gateway: Gateway, chat: ChatCompletions, messages: Messages) -> list[BaseRoute]:
+def _api_routes(
+    gateway: Gateway, chat: ChatCompletions, messages: Messages, responses: Responses
+) -> list[BaseRoute]:
     models = ModelsApi(gateway)
     account = AccountApi(gateway)
     return [
         Route("/chat/completions", chat, methods=["POST"]),
         Route("/messages", messages, methods=["POST"]),
         Route("/messages/count_tokens", messages, methods=["POST"]),
+        Route("/responses", responses, methods=["POST"]),
+        Route("/responses/{id}", responses.retrieve, methods=["GET"]),
+        Route("/responses/{id}", responses.delete, methods=["DELETE"]),
         Route("/generation", account.generation, methods=["GET"]),
         Route("/key", account.key, methods=["GET"]),
         Route("/models", models.list_models, methods=["GET"]),
+        Route("/models/count", models.count_models, methods=["GET"]),
+        Route("/model/{author}/{slug}", models.get_model_data, methods=["GET"]),
         Route("/models/{author}/{slug}/endpoints", models.list_endpoints, methods=["GET"]),
         Route("/models/{author}/{slug}", models.get_model, methods=["GET"]),
     ]
@@ -162,7 +173,8 @@ def build_app(
 
     chat = ChatCompletions(gw)
     messages = Messages(gw)
-    api = _api_routes(gw, chat, messages)
+    responses = Responses(gw)
+    api = _api_routes(gw, chat, messages, responses)
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
@@ -180,7 +192,7 @@ def build_app(
         },
         lifespan=lifespan,
     )
-    return HotPaths(_front_doors(chat, messages), app)
+    return HotPaths(_front_doors(chat, messages, responses), app)
 
 
 def create_app() -> HotPaths:
