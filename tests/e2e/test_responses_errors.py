@@ -104,7 +104,8 @@ def _post(client: openai.OpenAI, body: dict[str, Any]) -> Response:
         ({"model": MODEL, "input": 42}, "input"),
         ({"model": MODEL, "input": [{"type": "no_such_item"}]}, "input"),
         ({"model": MODEL, "input": "hi", "max_output_tokens": "many"}, "max_output_tokens"),
-        ({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, "tools"),
+        ({"model": MODEL, "input": "hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+        ({"model": MODEL, "input": "hi", "background": True}, "background"),
     ],
 )
 def test_a_bad_request_names_the_parameter(

@@ -446,6 +446,20 @@ def test_function_tools_become_chat_tools(
     assert call.status == "completed"
 
 
+def test_hosted_tools_are_left_out(
+    upstream_client: openai.OpenAI, openai_fake: FakeOpenAIChat
+) -> None:
+    """Nothing here runs OpenAI's hosted tools; clients offer them anyway (Codex does)."""
+    response = upstream_client.responses.create(
+        model=OPENAI_MODEL,
+        input="one two",
+        tools=[{"type": "web_search"}, WEATHER],
+        store=False,
+    )
+    assert [t["function"]["name"] for t in openai_fake.last_body["tools"]] == ["get_weather"]
+    assert response.output_text == "Echo: one two"
+
+
 def test_required_tool_choice_is_passed_on(
     upstream_client: openai.OpenAI, openai_fake: FakeOpenAIChat
 ) -> None:
