@@ -41,7 +41,8 @@ from modelyard.providers.base import (
     ToolCallDelta,
     Usage,
 )
-from modelyard.schema.chat import AssistantMessage
+from modelyard.schema.chat import AssistantMessage, FunctionCall
+from modelyard.schema.chat import ToolCall as ChatToolCall
 from modelyard.schema.responses import ResponsesCall, items_to_messages, parse_responses_request
 from modelyard.schema.responses_render import (
     ResponsesStreamWriter,
@@ -226,6 +227,45 @@ def test_logprobs_are_the_output_texts() -> None:
     part = message.content[0]
     assert isinstance(part, ResponseOutputText) and part.logprobs is not None
     assert [lp.token for lp in part.logprobs] == ["Hel", "lo"]
+
+
+NAMESPACED = request(
+    tools=[
+        {
+            "type": "namespace",
+            "name": "agents",
+            "description": "Sub-agents",
+            "tools": [{"type": "function", "name": "spawn", "parameters": {"type": "object"}}],
+        }
+    ]
+)
+
+
+def test_a_namespaced_call_is_named_as_the_client_named_it() -> None:
+    answer = completion(content=None, tool_calls=[ToolCall("call_1", "agents__spawn", "{}")])
+    items = output_items(answer, id_seed=RESPONSE_ID, call=NAMESPACED)
+    assert items[0]["name"] == "spawn" and items[0]["namespace"] == "agents"
+    body = response_object(
+        RESPONSE_ID, CREATED, MODEL, NAMESPACED, status="completed", output=items, usage=USAGE
+    )
+    call = Response.model_validate(body).output[0]
+    assert call.type == "function_call" and (call.name, call.namespace) == ("spawn", "agents")
+    # Outside a namespace there is no `namespace` key (OpenRouter's schema has no null).
+    plain = output_items(answer, id_seed=RESPONSE_ID)
+    assert plain[0]["name"] == "agents__spawn" and "namespace" not in plain[0]
+    # And the stored items read back under the chat name.
+    assert items_to_messages(items, "output")[0] == AssistantMessage(
+        tool_calls=[ChatToolCall("call_1", FunctionCall("agents__spawn", "{}"))]
+    )
+
+
+def test_a_streamed_namespaced_call() -> None:
+    w = writer(NAMESPACED)
+    raw = w.start() + w.delta(Delta(tool_calls=[ToolCallDelta(0, "call_1", "agents__spawn", "{}")]))
+    events = sse_events(raw + w.finish(billed("tool_calls")))
+    added = next(e for e in events if e["type"] == "response.output_item.added")["item"]
+    assert (added["name"], added["namespace"]) == ("spawn", "agents")
+    assert events[-1]["response"]["output"][0]["namespace"] == "agents"
 
 
 def test_only_tool_calls_still_has_no_empty_message_but_nothing_at_all_has_one() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -37,6 +39,7 @@ from modelyard.schema.chat import (
 )
 from modelyard.schema.responses import (
     ResponsesCall,
+    function_name,
     items_to_messages,
     parse_responses_request,
     with_history,
@@ -58,6 +61,7 @@ WEATHER_TOOL = Tool(
     )
 )
 OTHER_TOOL = Tool(FunctionDef("other"))
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "codex"
 PNG = "data:image/png;base64,iVBORw0KGgo="
 PDF = "data:application/pdf;base64,JVBERi0x"
 
@@ -404,6 +408,118 @@ def test_tool_choice(choice: Any, expected: Any, tools: list[Tool]) -> None:
     assert chat.parallel_tool_calls is False
 
 
+NAMESPACE = {
+    "type": "namespace",
+    "name": "multi_agent_v1",
+    "description": "Agents",
+    "tools": [
+        {"type": "function", "name": "spawn_agent", "parameters": {"type": "object"}},
+        {"type": "custom", "name": "freeform"},
+    ],
+}
+
+
+def test_a_namespaces_functions_are_tools_named_with_it() -> None:
+    call = parse(input="hi", tools=[WEATHER, NAMESPACE])
+    assert call.chat.tools == [
+        WEATHER_TOOL,
+        Tool(FunctionDef("multi_agent_v1__spawn_agent", None, {"type": "object"})),
+    ]
+    assert call.namespaced == {"multi_agent_v1__spawn_agent": ("multi_agent_v1", "spawn_agent")}
+    assert function_name(call.namespaced, "multi_agent_v1__spawn_agent") == (
+        "spawn_agent",
+        "multi_agent_v1",
+    )
+    assert function_name(call.namespaced, "get_weather") == ("get_weather", None)
+    # A namespaced call in the input goes by the same name.
+    messages = parse(
+        input=[
+            {
+                "type": "function_call",
+                "call_id": "c",
+                "name": "spawn_agent",
+                "namespace": "multi_agent_v1",
+                "arguments": "{}",
+            },
+            {"type": "function_call_output", "call_id": "c", "output": "ok"},
+        ],
+        tools=[NAMESPACE],
+    ).chat.messages
+    assert messages[0] == AssistantMessage(
+        tool_calls=[ToolCall("c", FunctionCall("multi_agent_v1__spawn_agent", "{}"))]
+    )
+
+
+@pytest.mark.parametrize(
+    "hosted",
+    [
+        {"type": "web_search", "external_web_access": False},
+        {"type": "web_search_preview"},
+        {"type": "file_search", "vector_store_ids": ["vs_1"]},
+        {"type": "mcp", "server_label": "x", "server_url": "https://example.com"},
+        {"type": "custom", "name": "apply_patch"},
+        {"type": "openrouter:web_search"},
+    ],
+)
+def test_hosted_and_custom_tools_are_left_out(hosted: dict[str, Any]) -> None:
+    chat = parse(input="hi", tools=[WEATHER, hosted]).chat
+    assert chat.tools == [WEATHER_TOOL]
+    alone = parse(input="hi", tools=[hosted], tool_choice="required").chat
+    # Only a left-out tool could meet the choice: the model's own, then.
+    assert (alone.tools, alone.tool_choice) == (None, None)
+
+
+def test_a_choice_of_a_hosted_tool_is_the_models_own() -> None:
+    chat = parse(
+        input="hi", tools=[WEATHER, {"type": "web_search"}], tool_choice={"type": "web_search"}
+    ).chat
+    assert (chat.tools, chat.tool_choice) == ([WEATHER_TOOL], None)
+    allowed = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "web_search"}, {"type": "function", "name": "get_weather"}],
+    }
+    chat = parse(input="hi", tools=[WEATHER, {"type": "web_search"}], tool_choice=allowed).chat
+    assert (chat.tools, chat.tool_choice) == ([WEATHER_TOOL], "required")
+
+
+def test_hosted_tools_calls_in_the_input_are_left_out() -> None:
+    call = parse(
+        input=[
+            {"role": "user", "content": "news?"},
+            {
+                "type": "web_search_call",
+                "id": "ws_1",
+                "status": "completed",
+                "action": {"type": "search"},
+            },
+            {"type": "mcp_list_tools", "id": "ml_1", "server_label": "x", "tools": []},
+            {"role": "assistant", "content": "Here."},
+        ]
+    )
+    assert call.chat.messages == [UserMessage(content="news?"), AssistantMessage(content="Here.")]
+    assert [item["type"] for item in call.input_items] == [
+        "message",
+        "web_search_call",
+        "mcp_list_tools",
+        "message",
+    ]
+
+
+def test_codexs_requests_translate() -> None:
+    for name in ("responses_request.json", "responses_request_tool_result.json"):
+        raw = (FIXTURES / name).read_bytes()
+        call = parse_responses_request(raw)
+        names = [tool.function.name for tool in call.chat.tools or ()]
+        assert "exec_command" in names and "multi_agent_v1__spawn_agent" in names
+        assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", n) for n in names)
+        assert isinstance(call.chat.messages[0], DeveloperMessage)
+    last = call.chat.messages[-2:]
+    assert isinstance(last[0], AssistantMessage) and last[0].tool_calls
+    assert isinstance(last[1], ToolMessage)
+    assert last[1].tool_call_id == last[0].tool_calls[0].id
+
+
 def test_without_tools_auto_and_parallel_calls_are_not_parameters() -> None:
     chat = parse(input="hi", tool_choice="auto", parallel_tool_calls=True, tools=[]).chat
     assert (chat.tools, chat.tool_choice, chat.parallel_tool_calls) == (None, None, None)
@@ -616,24 +732,47 @@ BAD: list[tuple[Any, str | None, str]] = [
         "item references are not supported",
     ),
     (
-        {"model": "m", "input": [{"type": "web_search_call", "id": "ws_1"}]},
+        {"model": "m", "input": [{"type": "custom_tool_call", "call_id": "c", "input": "x"}]},
         "input[0].type",
-        "'web_search_call' items are not supported",
+        "'custom_tool_call' items are not supported",
     ),
+    ({"model": "m", "input": [{"type": ["message"]}]}, "input[0].type", "expected a string"),
     (
         {"model": "m", "input": [{"content": "x"}]},
         "input[0].type",
         "items without a 'type' are not supported",
     ),
+    ({"model": "m", "input": "hi", "tools": [{"type": 1}]}, "tools[0].type", "expected a string"),
     (
-        {"model": "m", "input": "hi", "tools": [{"type": "web_search"}]},
-        "tools[0].type",
-        "'web_search' tools are not supported by this gateway; only 'function' tools are.",
+        {"model": "m", "input": "hi", "tools": [{"type": "namespace", "tools": []}]},
+        "tools[0].name",
+        "Missing required parameter",
     ),
     (
-        {"model": "m", "input": "hi", "tools": [WEATHER, {"type": "mcp", "server_label": "x"}]},
-        "tools[1].type",
-        "'mcp' tools are not supported",
+        {"model": "m", "input": "hi", "tools": [{"type": "namespace", "name": "n", "tools": [{}]}]},
+        "tools[0].tools[0].type",
+        "Missing required parameter",
+    ),
+    (
+        {
+            "model": "m",
+            "input": "hi",
+            "tools": [{"type": "namespace", "name": "n" * 60, "tools": [{**WEATHER}]}],
+        },
+        "tools[0].tools[0].name",
+        "more than 64 characters",
+    ),
+    (
+        {
+            "model": "m",
+            "input": "hi",
+            "tools": [
+                {"type": "function", "name": "n__f"},
+                {"type": "namespace", "name": "n", "tools": [{"type": "function", "name": "f"}]},
+            ],
+        },
+        "tools[1].tools[0].name",
+        "Duplicate tool name 'n__f'",
     ),
     (
         {"model": "m", "input": "hi", "tools": [{"name": "f"}]},
@@ -693,10 +832,15 @@ BAD: list[tuple[Any, str | None, str]] = [
             "model": "m",
             "input": "hi",
             "tools": [WEATHER],
-            "tool_choice": {"type": "web_search_preview"},
+            "tool_choice": {"name": "get_weather"},
         },
         "tool_choice.type",
-        "Invalid value",
+        "Missing required parameter",
+    ),
+    (
+        {"model": "m", "input": "hi", "tool_choice": {"type": "function"}},
+        "tool_choice.name",
+        "Missing required parameter",
     ),
     ({"model": "m", "input": "hi", "tool_choice": "sometimes"}, "tool_choice", "Invalid value"),
     (

@@ -9,17 +9,22 @@ user message. `instructions` come first, as a system message. A stored response'
 items are items too: `with_history` rebuilds a conversation continued with
 `previous_response_id` with the same translation (`items_to_messages`).
 
-What the gateway cannot do is a 400 naming the field, never silently dropped: tools other
-than functions (web search, file search, MCP, ... run on OpenAI's and OpenRouter's own
-servers; a model asked to search that cannot would answer as if it had), files by id
-(there is no files API here), item references, background responses, conversations and
-stored prompts. Errors read like OpenAI's (`param` "input[2].call_id"); unknown fields
-are ignored, as OpenAI and OpenRouter do.
+Function tools are chat's tools; those of a `namespace` too, named `<namespace>__<name>`
+(chat has no namespaces; `function_name` splits a call's name back). Hosted
+tools (web search, file search, MCP, ... that OpenAI's and OpenRouter's own servers run)
+and custom (free-text) tools are accepted and left out, as are the hosted tools' calls in
+the input: there is nothing here to run them, and clients send them anyway (Codex always
+offers `web_search`). A `tool_choice` naming one is the model's own choice.
+
+What else the gateway cannot do is a 400 naming the field: files by id (there is no files
+API here), item references, items of client-run tools other than functions, background
+responses, conversations and stored prompts. Errors read like OpenAI's (`param`
+"input[2].call_id"); unknown fields are ignored, as OpenAI and OpenRouter do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -71,6 +76,23 @@ MAX_METADATA = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 LOGPROBS = "message.output_text.logprobs"  # the `include` that asks for them
+NAMESPACE_SEPARATOR = "__"  # `<namespace>__<name>`, the chat name of a namespace's function
+MAX_FUNCTION_NAME = 64  # what OpenAI's chat API takes
+# Calls of tools that OpenAI's servers run: history only OpenAI can use.
+HOSTED_CALLS = frozenset(
+    {
+        "web_search_call",
+        "file_search_call",
+        "code_interpreter_call",
+        "image_generation_call",
+        "mcp_call",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "tool_search_call",
+        "tool_search_output",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +105,14 @@ class ResponsesCall:
     metadata: dict[str, str] | None
     stream: bool
     body: dict[str, Any]  # the decoded body, whose request fields the response echoes
+    # The chat name of each namespace's function → (namespace, name).
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def function_name(namespaced: dict[str, tuple[str, str]], chat_name: str) -> tuple[str, str | None]:
+    """A called function's name and namespace (None outside any) from its chat name."""
+    namespace, name = namespaced.get(chat_name, (None, chat_name))
+    return name, namespace
 
 
 # -- the wire shapes ------------------------------------------------------------------------
@@ -137,6 +167,7 @@ class _FunctionCall(msgspec.Struct, tag_field="type", tag="function_call", froze
     call_id: NonEmpty
     name: NonEmpty
     arguments: str
+    namespace: NonEmpty | None = None
 
 
 class _FunctionCallOutput(
@@ -176,8 +207,14 @@ class _FunctionChoice(msgspec.Struct, tag_field="type", tag="function", frozen=T
 
 
 class _ToolName(msgspec.Struct, frozen=True):
+    type: str = "function"
+    name: str = ""  # a function's; hosted tools have none
+
+
+class _Namespace(msgspec.Struct, tag_field="type", tag="namespace", frozen=True):
     name: NonEmpty
-    type: Literal["function"] = "function"
+    tools: list[dict[str, Any]]
+    description: str | None = None
 
 
 class _AllowedTools(msgspec.Struct, tag_field="type", tag="allowed_tools", frozen=True):
@@ -218,7 +255,7 @@ class _Body(msgspec.Struct, frozen=True):
     input: str | Annotated[list[Any], msgspec.Meta(max_length=MAX_ITEMS)] | None = None
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: Literal["none", "auto", "required"] | _FunctionChoice | _AllowedTools | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     text: _Text | None = None
     reasoning: _ReasoningConfig | None = None
@@ -259,7 +296,8 @@ def parse_responses_request(body: bytes) -> ResponsesCall:
     items = _input_items(parsed.input)
     if not items and parsed.previous_response_id is None:
         raise _error("input", "Missing required parameter: 'input'.")
-    chat = _chat_request(parsed, items)
+    found = _tools(parsed.tools)
+    chat = _chat_request(parsed, items, found)
     check_chat_request(chat)
     return ResponsesCall(
         chat=chat,
@@ -270,6 +308,7 @@ def parse_responses_request(body: bytes) -> ResponsesCall:
         metadata=parsed.metadata,
         stream=bool(parsed.stream),
         body=native,
+        namespaced=found.namespaced,
     )
 
 
@@ -289,7 +328,9 @@ def items_to_messages(items: list[dict[str, Any]], where: str = "input") -> list
     builder = _Messages()
     for index, raw in enumerate(items):
         at = f"{where}[{index}]"
-        builder.add(_item(raw, at), at)
+        item = _item(raw, at)
+        if item is not None:
+            builder.add(item, at)
     return builder.done()
 
 
@@ -300,8 +341,12 @@ def _convert(value: Any, kind: type[_T], where: str = "") -> _T:
         raise validation_error(exc, where) from exc
 
 
-def _item(raw: Any, where: str) -> _Item:
-    item: _Item = _convert(_typed(raw, where), _ITEM, where)
+def _item(raw: Any, where: str) -> _Item | None:
+    """The item, or None for a hosted tool's call (left out)."""
+    typed = _typed(raw, where)
+    if typed["type"] in HOSTED_CALLS:
+        return None
+    item: _Item = _convert(typed, _ITEM, where)
     return item
 
 
@@ -373,9 +418,11 @@ def _typed(raw: Any, where: str) -> dict[str, Any]:
         if "role" in raw:
             return {**raw, "type": "message"}
         kind = "item_reference" if "id" in raw else None
+    if not isinstance(kind, str | None):
+        raise _error(f"{where}.type", f"Invalid type for '{where}.type': expected a string.")
     if kind == "item_reference":
         raise _unsupported(where, "item references are", "send the item itself")
-    if kind not in _ITEM_TYPES:
+    if kind not in _ITEM_TYPES and kind not in HOSTED_CALLS:
         shown = f"{kind!r} items are" if isinstance(kind, str) else "items without a 'type' are"
         raise _unsupported(f"{where}.type", shown)
     return raw
@@ -384,9 +431,8 @@ def _typed(raw: Any, where: str) -> dict[str, Any]:
 # -- translation ----------------------------------------------------------------------------
 
 
-def _chat_request(body: _Body, items: list[dict[str, Any]]) -> ChatRequest:
-    tools = _tools(body.tools)
-    tools, choice = _tool_choice(body.tool_choice, tools)
+def _chat_request(body: _Body, items: list[dict[str, Any]], found: _Tools) -> ChatRequest:
+    tools, choice = _tool_choice(body.tool_choice, found)
     messages = _instructions(body.instructions) + items_to_messages(items)
     return ChatRequest(
         messages=messages,
@@ -448,7 +494,10 @@ class _Messages:
                 self._reasoning.append(text)
         elif isinstance(item, _FunctionCall):
             check_depth(item.arguments.encode(), param=f"{where}.arguments")
-            self._call(ToolCall(item.call_id, FunctionCall(item.name, item.arguments)))
+            name = item.name
+            if item.namespace is not None:
+                name = f"{item.namespace}{NAMESPACE_SEPARATOR}{name}"
+            self._call(ToolCall(item.call_id, FunctionCall(name, item.arguments)))
         elif item.role == "assistant":
             self.messages.append(
                 AssistantMessage(content=_content(item, where) or None, reasoning=self._thought())
@@ -556,43 +605,84 @@ def _output(
     return (text or ""), media
 
 
-def _tools(raw: list[dict[str, Any]] | None) -> list[Tool]:
-    tools: list[Tool] = []
-    names: set[str] = set()
-    for index, entry in enumerate(raw or ()):
-        where = f"tools[{index}]"
-        kind = entry.get("type")
-        if kind is None:
-            raise _error(f"{where}.type", f"Missing required parameter: '{where}.type'.")
-        if kind != "function" and isinstance(kind, str):
-            raise _unsupported(f"{where}.type", f"{kind!r} tools are", "only 'function' tools are")
+@dataclass(slots=True)
+class _Tools:
+    """The function tools offered, and what the translation needs to know of the rest."""
+
+    tools: list[Tool] = field(default_factory=list)
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    hosted: bool = False  # some were left out
+
+    def add(self, entry: dict[str, Any], where: str, namespace: str | None = None) -> None:
         tool = _convert(entry, _FunctionTool, where)
-        if tool.name in names:
-            raise _error(f"{where}.name", f"Duplicate tool name {tool.name!r} in '{where}.name'.")
-        names.add(tool.name)
+        name = tool.name
+        if namespace is not None:
+            name = f"{namespace}{NAMESPACE_SEPARATOR}{tool.name}"
+            if len(name) > MAX_FUNCTION_NAME:
+                raise _error(
+                    f"{where}.name",
+                    f"'{where}.name' is too long: with its namespace, {name!r} is more than "
+                    f"{MAX_FUNCTION_NAME} characters.",
+                )
+            self.namespaced[name] = (namespace, tool.name)
+        if any(known.function.name == name for known in self.tools):
+            raise _error(f"{where}.name", f"Duplicate tool name {name!r} in '{where}.name'.")
         schema = tool.parameters
         if schema is not None and schema.get("type", "object") != "object":
             raise _error(
                 f"{where}.parameters",
                 f"'{where}.parameters' must be a JSON Schema of type 'object'.",
             )
-        function = FunctionDef(tool.name, tool.description, tool.parameters, tool.strict)
-        tools.append(Tool(function))
-    return tools
+        self.tools.append(Tool(FunctionDef(name, tool.description, schema, tool.strict)))
+
+
+def _tools(raw: list[dict[str, Any]] | None) -> _Tools:
+    found = _Tools()
+    for index, entry in enumerate(raw or ()):
+        where = f"tools[{index}]"
+        kind = _tool_type(entry, where)
+        if kind == "function":
+            found.add(entry, where)
+        elif kind == "namespace":
+            namespace = _convert(entry, _Namespace, where)
+            for inner, tool in enumerate(namespace.tools):
+                at = f"{where}.tools[{inner}]"
+                if _tool_type(tool, at) == "function":
+                    found.add(tool, at, namespace.name)
+                else:
+                    found.hosted = True
+        else:
+            found.hosted = True
+    return found
+
+
+def _tool_type(tool: dict[str, Any], where: str) -> str:
+    kind = tool.get("type")
+    if kind is None:
+        raise _error(f"{where}.type", f"Missing required parameter: '{where}.type'.")
+    if not isinstance(kind, str):
+        raise _error(f"{where}.type", f"Invalid type for '{where}.type': expected a string.")
+    return kind
 
 
 def _tool_choice(
-    choice: Literal["none", "auto", "required"] | _FunctionChoice | _AllowedTools | None,
-    tools: list[Tool],
+    raw: Literal["none", "auto", "required"] | dict[str, Any] | None, found: _Tools
 ) -> tuple[list[Tool], ToolChoice | None]:
-    """The tools offered and the chat `tool_choice`. `allowed_tools` offers only the tools
-    it names (OpenAI keeps the rest in the prompt for its cache; the choice is the same)."""
-    names = {tool.function.name for tool in tools}
-    if choice is None or choice == "none" or choice == "auto":
+    """The tools offered and the chat `tool_choice`. `allowed_tools` offers only the
+    functions it names (OpenAI keeps the rest in the prompt for its cache; the choice is
+    the same); a choice of tools left out is left to the model."""
+    tools = found.tools
+    if raw is None or raw == "none" or raw == "auto":
         # Without tools there is nothing to choose: not a parameter an endpoint must take.
-        return tools, choice if tools else None
+        return tools, raw if tools else None
+    choice = _choice(raw)
+    if choice is None:
+        return tools, None
     if not tools:
+        if found.hosted:
+            return tools, None
         raise _error("tool_choice", "'tool_choice' is only allowed when 'tools' are specified.")
+    names = {tool.function.name for tool in tools}
     if choice == "required":
         return tools, "required"
     if isinstance(choice, _FunctionChoice):
@@ -602,12 +692,28 @@ def _tool_choice(
                 f"'tool_choice' names the function {choice.name!r}, which is not among 'tools'.",
             )
         return tools, NamedToolChoice(NamedFunction(choice.name))
-    allowed = {tool.name for tool in choice.tools}
+    allowed = {tool.name for tool in choice.tools if tool.type == "function"}
     for index, tool in enumerate(choice.tools):
-        if tool.name not in names:
+        if tool.type == "function" and tool.name not in names:
             param = f"tool_choice.tools[{index}].name"
             raise _error(param, f"'{param}' names {tool.name!r}, which is not among 'tools'.")
     return [tool for tool in tools if tool.function.name in allowed], choice.mode
+
+
+def _choice(
+    raw: Literal["required"] | dict[str, Any],
+) -> Literal["required"] | _FunctionChoice | _AllowedTools | None:
+    """The choice that concerns functions, or None for a hosted tool's."""
+    if isinstance(raw, str):
+        return raw
+    kind = raw.get("type")
+    if kind == "function":
+        return _convert(raw, _FunctionChoice, "tool_choice")
+    if kind == "allowed_tools":
+        return _convert(raw, _AllowedTools, "tool_choice")
+    if not isinstance(kind, str):
+        raise _error("tool_choice.type", "Missing required parameter: 'tool_choice.type'.")
+    return None
 
 
 def _response_format(text: _Text | None) -> ResponseFormat | None:

@@ -31,9 +31,10 @@ from modelyard.errors import GatewayError, InvalidRequest, RateLimited, Upstream
 from modelyard.providers.base import Completion, Delta, ToolCallDelta, Usage
 from modelyard.schema.messages_render import Ending
 from modelyard.schema.response import KEEPALIVE, token_logprobs
-from modelyard.schema.responses import ResponsesCall
+from modelyard.schema.responses import ResponsesCall, function_name
 
 Json = dict[str, Any]
+Names = dict[str, tuple[str, str]]  # ResponsesCall.namespaced
 _encode = msgspec.json.encode
 # Finish reasons that leave a response incomplete, and the reason OpenAI gives.
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -85,8 +86,11 @@ def _reasoning_item(item_id: str, text: str | None, status: str) -> Json:
     return {"id": item_id, "type": "reasoning", "summary": [], "content": content, "status": status}
 
 
-def _function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> Json:
-    return {
+def _function_call_item(
+    item_id: str, call_id: str, chat_name: str, arguments: str, status: str, names: Names
+) -> Json:
+    name, namespace = function_name(names, chat_name)
+    item = {
         "id": item_id,
         "type": "function_call",
         "call_id": call_id,
@@ -94,10 +98,17 @@ def _function_call_item(item_id: str, call_id: str, name: str, arguments: str, s
         "arguments": arguments,
         "status": status,
     }
+    if namespace is not None:  # absent, not null, outside a namespace (OpenRouter's schema)
+        item["namespace"] = namespace
+    return item
 
 
-def output_items(completion: Completion, *, id_seed: str) -> list[Json]:
-    """The answer's output items; `id_seed` is the response id."""
+def output_items(
+    completion: Completion, *, id_seed: str, call: ResponsesCall | None = None
+) -> list[Json]:
+    """The answer's output items; `id_seed` is the response id, `call` the request (whose
+    namespaces name the functions called)."""
+    names = call.namespaced if call is not None else {}
     seed = _seed(id_seed)
     status = "completed" if status_of(completion.finish_reason)[0] == "completed" else "incomplete"
     items: list[Json] = []
@@ -107,11 +118,13 @@ def output_items(completion: Completion, *, id_seed: str) -> list[Json]:
         message_id = _item_id("msg", seed, len(items))
         logprobs = token_logprobs(completion.logprobs or [])
         items.append(_message_item(message_id, completion.content or "", status, logprobs))
-    for call in completion.tool_calls:
+    for tool in completion.tool_calls:
         index = len(items)
-        call_id = call.id or _item_id("call", seed, index)
+        call_id = tool.id or _item_id("call", seed, index)
         item_id = _item_id("fc", seed, index)
-        items.append(_function_call_item(item_id, call_id, call.name, call.arguments, status))
+        items.append(
+            _function_call_item(item_id, call_id, tool.name, tool.arguments, status, names)
+        )
     return items
 
 
@@ -235,14 +248,16 @@ class _Open:
     name: str = ""
     status: str = "in_progress"
 
-    def item(self, *, empty: bool = False) -> Json:
+    def item(self, names: Names, *, empty: bool = False) -> Json:
         text = None if empty else "".join(self.pieces)
         if self.kind == "message":
             return _message_item(self.item_id, text, self.status, self.logprobs)
         if self.kind == "reasoning":
             return _reasoning_item(self.item_id, text, self.status)
         arguments = "" if empty else "".join(self.pieces)
-        return _function_call_item(self.item_id, self.call_id, self.name, arguments, self.status)
+        return _function_call_item(
+            self.item_id, self.call_id, self.name, arguments, self.status, names
+        )
 
 
 class ResponsesStreamWriter:
@@ -254,6 +269,7 @@ class ResponsesStreamWriter:
         self._created_at = created_at
         self._model = model
         self._call = call
+        self._names = call.namespaced
         self._sequence = 0
         self._started = False
         self._finished = False
@@ -264,7 +280,7 @@ class ResponsesStreamWriter:
     @property
     def output(self) -> list[Json]:
         """The output items so far."""
-        return [item.item() for item in self._items]
+        return [item.item(self._names) for item in self._items]
 
     def start(self) -> bytes:
         if self._started:
@@ -360,7 +376,9 @@ class ResponsesStreamWriter:
         self._items.append(item)
         self._open = item
         added = self._event(
-            "response.output_item.added", output_index=index, item=item.item(empty=True)
+            "response.output_item.added",
+            output_index=index,
+            item=item.item(self._names, empty=True),
         )
         return added + self._event(
             "response.content_part.added",
@@ -382,7 +400,9 @@ class ResponsesStreamWriter:
             self._items.append(item)
             self._calls[call.index] = item
             opened += self._event(
-                "response.output_item.added", output_index=index, item=item.item(empty=True)
+                "response.output_item.added",
+                output_index=index,
+                item=item.item(self._names, empty=True),
             )
         elif call.name and not item.name:
             item.name = call.name
@@ -416,7 +436,7 @@ class ResponsesStreamWriter:
             )
             done += self._event("response.content_part.done", **at, content_index=0, part=part)
         return done + self._event(
-            "response.output_item.done", output_index=item.index, item=item.item()
+            "response.output_item.done", output_index=item.index, item=item.item(self._names)
         )
 
     def _response(
