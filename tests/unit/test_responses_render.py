@@ -372,6 +372,9 @@ def test_defaults_are_openais() -> None:
     # A tool as OpenAI echoes it: strict unless told otherwise, parameters even if none.
     tool = whole(request(tools=[{"type": "function", "name": "now"}]), completion())["tools"]
     assert tool == [{"type": "function", "name": "now", "parameters": None, "strict": True}]
+    hosted = whole(request(tools=[{"type": "web_search"}]), completion())
+    assert hosted["tools"] == [{"type": "web_search"}]
+    Response.model_validate(hosted)
     assert body["tool_choice"] == "auto"
     assert body["parallel_tool_calls"] is True
     assert body["text"] == {"format": {"type": "text"}, "verbosity": "medium"}

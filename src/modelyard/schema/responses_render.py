@@ -228,7 +228,10 @@ def response_object(
 
 
 def _tool(tool: Json) -> Json:
-    # Both SDKs want `parameters` (null when the tool takes none); OpenAI echoes `strict`.
+    """A tool as given; a function with `parameters` (null when it takes none: both SDKs
+    want the key) and `strict` (true unless told otherwise), as OpenAI echoes it."""
+    if tool.get("type") != "function":
+        return tool
     return {**tool, "parameters": tool.get("parameters"), "strict": tool.get("strict", True)}
 
 
