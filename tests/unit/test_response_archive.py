@@ -8,6 +8,7 @@ refuse (the table renamed away, a row held by another transaction) and move the 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from modelyard.config import Settings
 from modelyard.store import Store, StoredResponse, database_url
 from modelyard.store.response_archive import ResponseArchive
+from modelyard.store.response_ids import issued_at, new_response_id
 from tests.pg import fresh_database
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
@@ -384,3 +386,46 @@ def test_settings_read_storing_and_retention_from_the_environment(
         monkeypatch.setenv("MODELYARD_RESPONSE_RETENTION_DAYS", refused)
         with pytest.raises(ValueError, match="MODELYARD_RESPONSE_RETENTION_DAYS"):
             Settings.from_env()
+
+
+# -- two processes on one database -------------------------------------------------------
+
+
+@on_session_loop
+async def test_another_process_finds_a_response_just_made_once_it_is_written(
+    store: Store, clock: Clock
+) -> None:
+    """Worker A answered and queued the response; worker B is asked for it at once. B waits
+    for a fresh id (it may be in A's queue) but not for an old or foreign-shaped one."""
+    writer = archive_of(store, clock, batch_delay_s=0.3)
+    reader = archive_of(store, clock, settle_s=2.0)
+    await writer.start()
+    await asyncio.sleep(0)  # the writer is idle, waiting, as in a running server
+    item = response(1, id=new_response_id())
+    writer.save(item)
+    started = time.monotonic()
+    found = await reader.get("app_1", item.id)
+    waited = time.monotonic() - started
+    assert found is not None and found.id == item.id
+    assert waited >= 0.2, "B cannot have read it before A wrote it"
+    # A delete sent to B for a response still queued in A waits for it too.
+    await asyncio.sleep(0.05)
+    other = response(2, id=new_response_id())
+    writer.save(other)
+    assert await reader.delete("app_1", other.id) is True
+    assert await reader.get("app_1", other.id) is None
+    await writer.close()
+
+    old = new_response_id(now_s=time.time() - 3600)
+    for missing in (old, "resp_not-made-here"):
+        started = time.monotonic()
+        assert await reader.get("app_1", missing) is None
+        assert time.monotonic() - started < 0.5, "an id that is not fresh is no reason to wait"
+
+
+def test_response_ids_carry_the_time_they_were_made() -> None:
+    made = new_response_id(now_s=1_800_000_000.25)
+    assert made.startswith("resp_") and len(made) == len("resp_") + 48
+    assert issued_at(made) == 1_800_000_000.25
+    assert issued_at("resp_zzzz") is None and issued_at("msg_0123456789abcdef") is None
+    assert new_response_id() != new_response_id()

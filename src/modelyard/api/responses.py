@@ -30,13 +30,13 @@ from modelyard.schema.image_urls import check_image_urls
 from modelyard.schema.responses import ResponsesCall, parse_responses_request, with_history
 from modelyard.schema.responses_render import (
     ResponsesStreamWriter,
-    new_response_id,
     output_items,
     response_object,
     status_of,
 )
 from modelyard.service import Billed, GenerationCall
 from modelyard.store.records import StoredResponse
+from modelyard.store.response_ids import new_response_id
 
 API = "responses"
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from modelyard.ledger.writer import BatchWriter
 from modelyard.store.records import StoredResponse
+from modelyard.store.response_ids import issued_at
 from modelyard.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 PURGE_EVERY_S = 600.0
 # Far fewer than the ledger's 100,000: a response holds its whole conversation.
 MAX_PENDING = 10_000
+# How long after its id was made a response missing everywhere may still be in another
+# process's write queue (a batch is written within 50 ms unless the database is slow).
+SETTLE_S = 2.0
+SETTLE_POLL_S = 0.02
 
 
 def utc_now() -> datetime:
@@ -45,6 +51,7 @@ class ResponseArchive:
         batch_delay_s: float = 0.05,
         max_retry_delay_s: float = 5.0,
         max_pending: int = MAX_PENDING,
+        settle_s: float = SETTLE_S,
     ) -> None:
         self.retention = retention
         # Off (MODELYARD_STORE_RESPONSES=0): nothing new is kept and nothing is served;
@@ -53,6 +60,7 @@ class ResponseArchive:
         self._store = store
         self._clock = clock
         self._purge_every_s = purge_every_s
+        self._settle_s = settle_s
         self._writer = BatchWriter[StoredResponse](
             self._write,
             batch_size=100,
@@ -97,6 +105,20 @@ class ResponseArchive:
             self._writer.record(item)
 
     async def get(self, app_id: str | None, response_id: str) -> StoredResponse | None:
+        """The response, if this app may see it. One made moments ago that is nowhere yet
+        is waited for (up to `settle_s`): another worker or replica may have it queued."""
+        found = await self._get_once(app_id, response_id)
+        made = issued_at(response_id)
+        if found is not None or made is None or not self.enabled:
+            return found
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(self._settle_s, made + self._settle_s - time.time())
+        while found is None and loop.time() < deadline:
+            await asyncio.sleep(SETTLE_POLL_S)
+            found = await self._get_once(app_id, response_id)
+        return found
+
+    async def _get_once(self, app_id: str | None, response_id: str) -> StoredResponse | None:
         if not self.enabled:
             return None
         now = self._clock()
@@ -106,6 +128,14 @@ class ResponseArchive:
         return await self._store.get_response(app_id, response_id, now)
 
     async def delete(self, app_id: str | None, response_id: str) -> bool:
+        if await self._delete_once(app_id, response_id):
+            return True
+        # Made moments ago elsewhere and not written yet: once it is, delete it.
+        if issued_at(response_id) is not None and await self.get(app_id, response_id):
+            return await self._delete_once(app_id, response_id)
+        return False
+
+    async def _delete_once(self, app_id: str | None, response_id: str) -> bool:
         async with self._lock:
             now = self._clock()
             queued = self._writer.pending(response_id)
