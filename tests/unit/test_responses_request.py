@@ -277,6 +277,37 @@ def test_function_calls_without_a_message_make_their_own_assistant_message() -> 
     ]
 
 
+def test_an_assistant_turns_items_in_any_order_are_one_message() -> None:
+    """Calls must come straight before their outputs in chat: text and reasoning between
+    or after them (interleaved thinking; text streamed after calls) stay in their turn."""
+    call_a = {"type": "function_call", "call_id": "a", "name": "f", "arguments": "{}"}
+    call_b = {"type": "function_call", "call_id": "b", "name": "f", "arguments": "{}"}
+    messages = items_to_messages(
+        [
+            {"role": "assistant", "content": "First."},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "then a"}]},
+            call_a,
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": ", then b"}]},
+            call_b,
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Done."}]},
+            {"type": "function_call_output", "call_id": "a", "output": "1"},
+            {"type": "function_call_output", "call_id": "b", "output": "2"},
+        ]
+    )
+    assert messages == [
+        AssistantMessage(
+            content=[TextPart("First."), TextPart("Done.")],
+            tool_calls=[
+                ToolCall("a", FunctionCall("f", "{}")),
+                ToolCall("b", FunctionCall("f", "{}")),
+            ],
+            reasoning="then a, then b",
+        ),
+        ToolMessage(content="1", tool_call_id="a"),
+        ToolMessage(content="2", tool_call_id="b"),
+    ]
+
+
 def test_reasoning_and_empty_assistant_messages_alone_say_nothing() -> None:
     messages = items_to_messages(
         [
@@ -921,14 +952,19 @@ def test_items_to_messages_names_the_list_it_reads() -> None:
     assert caught.value.param == "output[0].call_id"
 
 
-def test_many_items_are_translated_in_linear_time() -> None:
-    items = []
+def test_many_items_in_turns_and_in_one_turn() -> None:
+    items: list[dict[str, Any]] = []
     for n in range(5000):
         items.append({"type": "function_call", "call_id": f"c{n}", "name": "f", "arguments": "{}"})
         items.append({"type": "function_call_output", "call_id": f"c{n}", "output": "ok"})
     call = parse(input=[{"role": "user", "content": "go"}, *items])
     assert len(call.chat.messages) == 10_001
     assert len(call.input_items) == 10_001
+    # A turn of many calls is built call by call, not copied at each.
+    calls = [item for item in items if item["type"] == "function_call"] * 4
+    messages = items_to_messages(calls)
+    assert len(messages) == 1 and isinstance(messages[0], AssistantMessage)
+    assert len(messages[0].tool_calls or ()) == 20_000
 
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()

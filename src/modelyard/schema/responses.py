@@ -1,13 +1,14 @@
 """The OpenAI Responses request, decoded, validated and translated to a `ChatRequest`.
 
-Items become chat messages: a `message` item by its role, `function_call` items the tool
-calls of one assistant message (consecutive calls, and calls right after an assistant
-message, join it: what one chat completion would have said), `function_call_output` items
-tool messages, and a `reasoning` item the `reasoning` of the assistant message after it.
-Tool messages hold text only, so the images and files of a run of outputs follow it in one
-user message. `instructions` come first, as a system message. A stored response's output
-items are items too: `with_history` rebuilds a conversation continued with
-`previous_response_id` with the same translation (`items_to_messages`).
+Items become chat messages: a `message` item by its role, `function_call_output` items
+tool messages, and an assistant's turn (its messages, `function_call` and `reasoning`
+items up to the next other item) one assistant message, as one chat completion would have
+said it: chat wants a turn's calls straight before their outputs, so text after a call
+joins the call's message, and reasoning is that message's `reasoning`. Tool messages hold
+text only, so the images and files of a run of outputs follow it in one user message.
+`instructions` come first, as a system message. A stored response's output items are
+items too: `with_history` rebuilds a conversation continued with `previous_response_id`
+with the same translation (`items_to_messages`).
 
 Function tools are chat's tools; those of a `namespace` too, named `<namespace>__<name>`
 (chat has no namespaces; `function_name` splits a call's name back). Hosted
@@ -470,6 +471,20 @@ def _instructions(instructions: str | None) -> list[Message]:
     return [SystemMessage(content=instructions)] if instructions else []
 
 
+@dataclass(slots=True)
+class _Turn:
+    """An assistant message being built: calls may still join it."""
+
+    content: str | list[Part] | None
+    reasoning: str | None
+    calls: list[ToolCall] = field(default_factory=list)
+
+    def message(self) -> AssistantMessage | None:
+        if self.content is None and not self.calls:
+            return None  # an empty assistant item asks for nothing
+        return AssistantMessage(self.content, self.calls or None, reasoning=self.reasoning)
+
+
 class _Messages:
     """Chat messages built item by item (see the module docstring for the rules)."""
 
@@ -477,65 +492,77 @@ class _Messages:
         self.messages: list[Message] = []
         self._reasoning: list[str] = []  # for the next assistant message
         self._media: list[Part] = []  # of the current run of tool outputs
-        self._joinable = False  # the last message is an assistant's that calls may join
+        self._turn: _Turn | None = None
 
     def add(self, item: _Item, where: str) -> None:
+        if isinstance(item, _FunctionCall):
+            check_depth(item.arguments.encode(), param=f"{where}.arguments")
+            name = item.name
+            if item.namespace is not None:
+                name = f"{item.namespace}{NAMESPACE_SEPARATOR}{name}"
+            if self._turn is None:
+                self._flush()
+                self._turn = _Turn(None, None)
+            self._think(self._turn)
+            self._turn.calls.append(ToolCall(item.call_id, FunctionCall(name, item.arguments)))
+            return
         if isinstance(item, _FunctionCallOutput):
             text, media = _output(item.output, f"{where}.output")
+            self._flush_turn()
             self.messages.append(ToolMessage(content=text, tool_call_id=item.call_id))
             self._media += media
-            self._joinable = False
             return
-        self._flush_media()
+        turn = self._turn
         if isinstance(item, _ReasoningItem):
             text = "".join(part.text for part in item.content or ())
             text = text or "\n\n".join(part.text for part in item.summary)
             if text:
                 self._reasoning.append(text)
-        elif isinstance(item, _FunctionCall):
-            check_depth(item.arguments.encode(), param=f"{where}.arguments")
-            name = item.name
-            if item.namespace is not None:
-                name = f"{item.namespace}{NAMESPACE_SEPARATOR}{name}"
-            self._call(ToolCall(item.call_id, FunctionCall(name, item.arguments)))
-        elif item.role == "assistant":
-            self.messages.append(
-                AssistantMessage(content=_content(item, where) or None, reasoning=self._thought())
-            )
-            self._joinable = True
+            return
+        if item.role == "assistant":
+            content = _content(item, where) or None
+            if turn is not None and turn.calls:
+                # Text after calls: still their turn, whose calls their outputs must follow.
+                turn.content = _joined(turn.content, content)
+            else:
+                self._flush()
+                turn = self._turn = _Turn(content, None)
+            self._think(turn)
         else:
+            self._flush()
             self.messages.append(_message(item, where))
             self._reasoning.clear()  # reasoning is an assistant's, before its answer
-            self._joinable = False
 
     def done(self) -> list[Message]:
-        self._flush_media()
-        # An assistant message with nothing in it (an empty item) asks for nothing.
-        return [
-            m
-            for m in self.messages
-            if not (isinstance(m, AssistantMessage) and m.content is None and not m.tool_calls)
-        ]
+        self._flush()
+        return self.messages
 
-    def _call(self, call: ToolCall) -> None:
-        last = self.messages[-1] if self.messages else None
-        if self._joinable and isinstance(last, AssistantMessage):
-            calls = [*(last.tool_calls or ()), call]
-            self.messages[-1] = msgspec.structs.replace(last, tool_calls=calls)
-            return
-        self.messages.append(AssistantMessage(tool_calls=[call], reasoning=self._thought()))
-        self._joinable = True
+    def _think(self, turn: _Turn) -> None:
+        """The reasoning read since the last assistant item is this turn's."""
+        if self._reasoning:
+            turn.reasoning = "".join([turn.reasoning or "", *self._reasoning])
+            self._reasoning.clear()
 
-    def _thought(self) -> str | None:
-        text = "".join(self._reasoning) or None
-        self._reasoning.clear()
-        return text
-
-    def _flush_media(self) -> None:
+    def _flush(self) -> None:
+        self._flush_turn()
         if self._media:
             self.messages.append(UserMessage(content=self._media))
             self._media = []
-            self._joinable = False
+
+    def _flush_turn(self) -> None:
+        message = self._turn.message() if self._turn is not None else None
+        if message is not None:
+            self.messages.append(message)
+        self._turn = None
+
+
+def _joined(
+    first: str | list[Part] | None, then: str | list[Part] | None
+) -> str | list[Part] | None:
+    if first is None or then is None:
+        return first if then is None else then
+    as_parts = [[TextPart(c)] if isinstance(c, str) else c for c in (first, then)]
+    return [*as_parts[0], *as_parts[1]]
 
 
 def _message(item: _Message, where: str) -> Message:
