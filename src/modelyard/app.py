@@ -25,8 +25,8 @@ from modelyard.api.http import send_error
 from modelyard.api.messages import Messages
 from modelyard.api.messages import send_error as send_messages_error
 from modelyard.api.models import ModelsApi
-from modelyard.api.responses import Responses
 from modelyard.api.openapi import openapi_document
+from modelyard.api.responses import Responses
 from modelyard.config import Settings
 from modelyard.errors import GatewayError, InvalidRequest, NotFound, ServerError
 from modelyard.gateway import Gateway

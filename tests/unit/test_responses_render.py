@@ -47,13 +47,13 @@ from modelyard.schema.responses import ResponsesCall, items_to_messages, parse_r
 from modelyard.schema.responses_render import (
     ResponsesStreamWriter,
     error_code,
-    new_response_id,
     output_items,
     response_object,
     status_of,
     usage_body,
 )
 from modelyard.service.call import Billed
+from modelyard.store.response_ids import new_response_id
 
 EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
 RESPONSE_ID = "resp_" + "ab" * 24

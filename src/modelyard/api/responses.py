@@ -134,7 +134,7 @@ class _Turn:
         except GatewayError as error:
             await send_error(send, error)
             return
-        output = output_items(result, id_seed=self.response_id)
+        output = output_items(result, id_seed=self.response_id, call=self.parsed)
         body = self._response(route.model.id, output, result.finish_reason, result.usage, cost)
         self._save(route.model.id, output, body)
         await send_json(send, 200, orjson.dumps(body), call.headers())

@@ -19,7 +19,6 @@ upstream interleaving parallel calls) still go to its item.
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,10 +38,6 @@ _encode = msgspec.json.encode
 # Finish reasons that leave a response incomplete, and the reason OpenAI gives.
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 _TEXT = {"message": "output_text", "reasoning": "reasoning_text"}  # event names' middle
-
-
-def new_response_id() -> str:
-    return "resp_" + secrets.token_hex(24)
 
 
 def _seed(response_id: str) -> str:
