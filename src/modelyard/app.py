@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard.api.account import AccountApi
 from modelyard.api.admin import AdminApi
 from modelyard.api.chat import ChatCompletions
+from modelyard.api.embeddings import EmbeddingsApi
 from modelyard.api.http import send_error
 from modelyard.api.messages import Messages
 from modelyard.api.messages import send_error as send_messages_error
@@ -100,10 +101,11 @@ class FrontDoor:
 
 
 def _front_doors(
-    chat: ChatCompletions, messages: Messages, responses: Responses
+    chat: ChatCompletions, messages: Messages, responses: Responses, embeddings: EmbeddingsApi
 ) -> dict[str, FrontDoor]:
     doors: dict[str, FrontDoor] = {}
     for root in ("/v1", "/api/v1"):
+        doors[f"{root}/embeddings"] = FrontDoor(embeddings, send_error)
         doors[f"{root}/chat/completions"] = FrontDoor(chat, send_error)
         doors[f"{root}/responses"] = FrontDoor(responses, send_error)
         doors[f"{root}/messages"] = FrontDoor(messages, send_messages_error)
@@ -112,7 +114,11 @@ def _front_doors(
 
 
 def _api_routes(
-    gateway: Gateway, chat: ChatCompletions, messages: Messages, responses: Responses
+    gateway: Gateway,
+    chat: ChatCompletions,
+    messages: Messages,
+    responses: Responses,
+    embeddings: EmbeddingsApi,
 ) -> list[BaseRoute]:
     models = ModelsApi(gateway)
     account = AccountApi(gateway)
@@ -121,6 +127,7 @@ def _api_routes(
         Route("/messages", messages, methods=["POST"]),
         Route("/messages/count_tokens", messages, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),
+        Route("/embeddings", embeddings, methods=["POST"]),
         Route("/responses/{id}", responses.retrieve, methods=["GET"]),
         Route("/responses/{id}", responses.delete, methods=["DELETE"]),
         Route("/generation", account.generation, methods=["GET"]),
@@ -174,7 +181,8 @@ def build_app(
     chat = ChatCompletions(gw)
     messages = Messages(gw)
     responses = Responses(gw)
-    api = _api_routes(gw, chat, messages, responses)
+    embeddings = EmbeddingsApi(gw)
+    api = _api_routes(gw, chat, messages, responses, embeddings)
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
@@ -182,7 +190,7 @@ def build_app(
             Route("/metrics", metrics, methods=["GET"]),
             Mount("/v1", routes=api),
             Mount("/api/v1", routes=api),
-            Mount("/admin", routes=AdminApi(gw, chat).routes()),
+            Mount("/admin", routes=AdminApi(gw, chat, embeddings).routes()),
             *WebPages(gw).routes(),
         ],
         exception_handlers={
@@ -192,7 +200,7 @@ def build_app(
         },
         lifespan=lifespan,
     )
-    return HotPaths(_front_doors(chat, messages, responses), app)
+    return HotPaths(_front_doors(chat, messages, responses, embeddings), app)
 
 
 def create_app() -> HotPaths:

@@ -39,7 +39,7 @@ async def run(app: HotPaths, path: str, method: str = "POST") -> list[dict[str, 
 
 
 def hot_paths(chat: Recorder, messages: Recorder, rest: Recorder) -> HotPaths:
-    return HotPaths(_front_doors(chat, messages, chat), rest)  # type: ignore[arg-type]
+    return HotPaths(_front_doors(chat, messages, chat, chat), rest)  # type: ignore[arg-type]
 
 
 async def test_only_inference_posts_take_the_direct_route() -> None:

@@ -23,10 +23,12 @@ from starlette.types import Receive, Scope, Send
 
 from modelyard.access.caller import Caller
 from modelyard.api.chat import ChatCompletions
+from modelyard.api.embeddings import EmbeddingsApi
 from modelyard.api.http import ClientGone, read_body, send_error
 from modelyard.errors import GatewayError, InvalidRequest, NotFound
 from modelyard.gateway import Gateway
 from modelyard.schema.chat import parse_chat_request
+from modelyard.schema.embeddings import parse_embeddings_request
 from modelyard.schema.json_depth import check_depth
 from modelyard.store import ApiKey, App, ModelResource
 
@@ -86,9 +88,10 @@ async def _body(request: Request, kind: type[T]) -> T:
 
 
 class AdminApi:
-    def __init__(self, gateway: Gateway, chat: ChatCompletions) -> None:
+    def __init__(self, gateway: Gateway, chat: ChatCompletions, embeddings: EmbeddingsApi) -> None:
         self._gw = gateway
         self._chat = chat
+        self._embeddings = embeddings
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -246,7 +249,13 @@ class AdminApi:
             resource = await self._resource(app, request.path_params["resource"])
             keys = {k.id: k for k in await self._gw.store.list_keys(app.id)}
             body = await read_body(scope, receive, self._gw.settings.max_body_bytes)
-            chat_request = parse_chat_request(body, model_override=resource.model_id)
+            model = self._gw.catalog.find(resource.model_id)
+            embedding = model is not None and model.spec.type == "embedding"
+            # An embedding model's resource takes an embeddings body ({"input": ...}).
+            if embedding:
+                embeddings_call = parse_embeddings_request(body, model_override=resource.model_id)
+            else:
+                chat_request = parse_chat_request(body, model_override=resource.model_id)
         except ClientGone:
             return
         except GatewayError as error:
@@ -258,7 +267,10 @@ class AdminApi:
             key=keys.get(resource.key_id),
             allowed_models=frozenset({resource.model_id}),
         )
-        await self._chat.serve(scope, receive, send, caller, chat_request)
+        if embedding:
+            await self._embeddings.serve(scope, send, caller, embeddings_call)
+        else:
+            await self._chat.serve(scope, receive, send, caller, chat_request)
 
     # -- keys ------------------------------------------------------------------------------
     async def list_keys(self, request: Request) -> Response:

@@ -32,7 +32,12 @@ SSE_HEADERS = [
 
 
 def call_info(
-    scope: Scope, api: str, *, native: NativeRequest | None = None, clamp_output: bool = False
+    scope: Scope,
+    api: str,
+    *,
+    native: NativeRequest | None = None,
+    clamp_output: bool = False,
+    model_type: str = "chat",
 ) -> CallInfo:
     """The attribution and session headers every front door passes on."""
     return CallInfo(
@@ -42,6 +47,7 @@ def call_info(
         session_header=header(scope, b"x-session-id"),
         native=native,
         clamp_output=clamp_output,
+        model_type=model_type,
     )
 
 

@@ -68,6 +68,10 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     id: ModelId
     name: str
     endpoints: Annotated[list[EndpointSpec], msgspec.Meta(min_length=1)]
+    # "chat": served by the chat front doors; "embedding": by /v1/embeddings only.
+    type: Literal["chat", "embedding"] = "chat"
+    # An embedding model's vector size.
+    dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None
     aliases: list[str] = []
     description: str = ""
     created: str | None = None
@@ -76,7 +80,9 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     input_modalities: list[Literal["text", "image", "file", "audio"]] = msgspec.field(
         default_factory=lambda: ["text"]
     )
-    output_modalities: list[Literal["text"]] = msgspec.field(default_factory=lambda: ["text"])
+    output_modalities: list[Literal["text", "embeddings"]] = msgspec.field(
+        default_factory=lambda: ["text"]
+    )
     # The model family whose tokenizer it uses, as OpenRouter names it ("Claude", "Gemma",
     # "GPT", "Llama3", "Other", ...); None: not said.
     tokenizer: str | None = None

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from modelyard.catalog import Endpoint
 from modelyard.schema.chat import ChatRequest
+
+if TYPE_CHECKING:
+    from modelyard.schema.embeddings import EmbeddingsRequest
 
 
 @dataclass(slots=True)
@@ -166,6 +169,25 @@ class TokenCounter(Protocol):
 def token_counter(provider: Provider) -> TokenCounter | None:
     """`provider`, if it counts prompt tokens itself."""
     return provider if hasattr(provider, "count_tokens") else None  # type: ignore[return-value]
+
+
+@dataclass(slots=True)
+class Embeddings:
+    """One vector per input, in input order, and the tokens they took."""
+
+    vectors: list[list[float]]
+    usage: Usage
+
+
+class Embedder(Protocol):
+    """An adapter that serves embedding models (`/v1/embeddings`)."""
+
+    async def embed(self, request: EmbeddingsRequest, endpoint: Endpoint) -> Embeddings: ...
+
+
+def embedder(provider: Provider) -> Embedder | None:
+    """`provider`, if it serves embeddings."""
+    return provider if hasattr(provider, "embed") else None  # type: ignore[return-value]
 
 
 def output_tokens(request: ChatRequest, endpoint: Endpoint) -> int:

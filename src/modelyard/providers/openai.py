@@ -24,6 +24,7 @@ from modelyard.errors import UpstreamError
 from modelyard.providers.base import (
     Completion,
     Delta,
+    Embeddings,
     Finish,
     JSONDict,
     StreamEvent,
@@ -35,6 +36,7 @@ from modelyard.providers.base import (
 )
 from modelyard.providers.http import HttpAdapter, api_key
 from modelyard.schema.chat import ChatRequest
+from modelyard.schema.embeddings import EmbeddingsRequest
 
 # Request fields sent as they are when the client set them and the endpoint supports them.
 _PASSTHROUGH = (*SAMPLING_FIELDS, "stop", "logit_bias", "response_format", "reasoning")
@@ -86,11 +88,40 @@ class OpenAIProvider(HttpAdapter):
                     raise
         yield reader.finish()
 
+    async def embed(self, request: EmbeddingsRequest, endpoint: Endpoint) -> Embeddings:
+        """POST {base_url}/embeddings (OpenAI, OpenRouter, Vercel, Heroku, vLLM, llama.cpp
+        server). Vectors are always asked for as floats: the front door encodes them."""
+        spec = endpoint.provider
+        body: JSONDict = {"model": endpoint.upstream_model, "input": request.input}
+        for name in ("dimensions", "user", "input_type"):
+            value = getattr(request, name)
+            if value is not None:
+                body[name] = value
+        answer = await self._http.post_json(spec, _url(spec, "/embeddings"), _headers(spec), body)
+        return parse_embeddings(spec, answer, request.count)
 
-def _url(spec: ProviderSpec) -> str:
+
+def parse_embeddings(spec: ProviderSpec, answer: Any, count: int) -> Embeddings:
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list) or len(data) != count:
+        raise _malformed(spec, f"an embeddings answer without {count} vectors")
+    vectors: list[list[float] | None] = [None] * count
+    for position, item in enumerate(data):
+        index = item.get("index", position) if isinstance(item, dict) else None
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count or not isinstance(vector, list):
+            raise _malformed(spec, "an embeddings answer with a malformed item")
+        vectors[index] = vector
+    if any(vector is None for vector in vectors):
+        raise _malformed(spec, "an embeddings answer that repeats an index")
+    usage = usage_of(answer.get("usage"))
+    return Embeddings([v for v in vectors if v is not None], usage)
+
+
+def _url(spec: ProviderSpec, path: str = "/chat/completions") -> str:
     if not spec.base_url:
         raise UpstreamError(f"provider {spec.id!r} has no base_url", retryable=True)
-    return spec.base_url.rstrip("/") + "/chat/completions"
+    return spec.base_url.rstrip("/") + path
 
 
 def _headers(spec: ProviderSpec) -> dict[str, str]:

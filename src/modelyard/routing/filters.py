@@ -89,6 +89,8 @@ def _parameters(ep: Endpoint, req: ChatRequest, prefs: ProviderPreferences, __: 
 
 
 def _size(ep: Endpoint, req: ChatRequest, _: ProviderPreferences, __: bool) -> str | None:
+    if ep.model.type == "embedding":
+        return None  # each input must fit, not their sum: the adapter checks them
     estimate = min_prompt_tokens(req)
     if estimate > ep.context_length:
         return f"prompt (at least {estimate} tokens) exceeds its context length {ep.context_length}"

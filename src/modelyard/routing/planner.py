@@ -64,6 +64,7 @@ class Planner:
         zdr_key: bool = False,
         own_keys: Collection[str] = (),
         session: Callable[[], str] | None = None,
+        model_type: str = "chat",
     ) -> list[Route]:
         """Routes to try in order: the model asked for, then each `models` fallback.
 
@@ -73,6 +74,7 @@ class Planner:
         """
         names = request.model_names()
         models = [self.resolve(names[0])]
+        _check_type(models[0], model_type)
         if allowed_models is not None and models[0].id not in allowed_models:
             raise Forbidden(
                 f"This key is not allowed to use the model {models[0].id!r}. Attach the "
@@ -84,8 +86,10 @@ class Planner:
             for n in names[1:]
             if (m := self._catalog.find(n)) is not None
             and (allowed_models is None or m.id in allowed_models)
+            and m.spec.type == model_type
         ]
-        _check_request_fits(request, models[0])
+        if model_type == "chat":  # an embedding's inputs each fit alone: its adapter checks
+            _check_request_fits(request, models[0])
         prefs = request.provider or NO_PREFERENCES
         routes: list[Route] = []
         excluded: dict[str, str] = {}
@@ -156,6 +160,21 @@ class Planner:
             # Last, because admitting a half-open endpoint reserves its probe.
             reason = self.health.admit(endpoint.id)
         return reason
+
+
+def _check_type(model: Model, wanted: str) -> None:
+    """An embedding model answers only /v1/embeddings, a chat model every other door."""
+    if model.spec.type == wanted:
+        return
+    if model.spec.type == "embedding":
+        raise InvalidRequest(
+            f"{model.id} is an embedding model: call it through /v1/embeddings.", param="model"
+        )
+    raise InvalidRequest(
+        f"{model.id} is a chat model, not an embedding model: call it through "
+        "/v1/chat/completions, /v1/messages or /v1/responses.",
+        param="model",
+    )
 
 
 def _check_request_fits(request: ChatRequest, model: Model) -> None:

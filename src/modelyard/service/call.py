@@ -19,11 +19,12 @@ from modelyard.ledger.billing import usage_cost
 from modelyard.ledger.recorder import GenerationRecorder
 from modelyard.limits.base import Reservation
 from modelyard.limits.budget import BudgetReservation
-from modelyard.providers.base import Completion, Delta, Finish, StreamEvent, Usage
+from modelyard.providers.base import Completion, Delta, Embeddings, Finish, StreamEvent, Usage
 from modelyard.providers.credentials import app_provider_keys
 from modelyard.routing.planner import Route
 from modelyard.routing.sticky import Conversation
 from modelyard.schema.chat import ChatRequest
+from modelyard.schema.embeddings import EmbeddingsRequest
 from modelyard.service.event_pump import EventPump, StreamQuiet
 from modelyard.service.fallback import FallbackRoutes
 from modelyard.service.observers import Outcome
@@ -109,6 +110,19 @@ class GenerationCall:
         cost = usage_cost(route.endpoint.price, result.usage)
         recorder.finished(result.usage, cost, result.finish_reason, result.native_finish_reason)
         recorder.output(result.content)
+        return route, result, cost
+
+    async def embed(self, request: EmbeddingsRequest) -> tuple[Route, Embeddings, Decimal]:
+        """The vectors of the first route that gives them, and their cost."""
+        recorder = self._recorder
+        try:
+            with app_provider_keys(self._caller.provider_keys):
+                route, result = await self._fallback.embed(request)
+        except GatewayError as error:
+            recorder.failed(error)
+            raise
+        cost = usage_cost(route.endpoint.price, result.usage)
+        recorder.finished(result.usage, cost, "stop", "stop")
         return route, result, cost
 
     async def stream(self) -> StreamAnswer:

@@ -14,10 +14,18 @@ from typing import TypeVar
 
 from modelyard.errors import GatewayError, UpstreamError, UpstreamRateLimited
 from modelyard.ledger.recorder import GenerationRecorder
-from modelyard.providers.base import Completion, NativeRequest, StreamEvent, native_speaker
+from modelyard.providers.base import (
+    Completion,
+    Embeddings,
+    NativeRequest,
+    StreamEvent,
+    embedder,
+    native_speaker,
+)
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest
+from modelyard.schema.embeddings import EmbeddingsRequest
 from modelyard.service.event_pump import EventPump, StreamQuiet
 
 T = TypeVar("T")
@@ -40,6 +48,18 @@ class FallbackRoutes:
 
     async def complete(self) -> tuple[Route, Completion]:
         return await self._first_success(self._complete_on)
+
+    async def embed(self, request: EmbeddingsRequest) -> tuple[Route, Embeddings]:
+        def embed_on(route: Route) -> Awaitable[Embeddings]:
+            adapter = embedder(route.provider)
+            if adapter is None:  # the catalog put an embedding model on a chat-only kind
+                raise UpstreamError(
+                    f"provider kind {route.endpoint.provider.kind!r} serves no embeddings",
+                    retryable=True,
+                )
+            return adapter.embed(request, route.endpoint)
+
+        return await self._first_success(embed_on)
 
     async def open_stream(self, wait_s: float) -> tuple[Route, EventPump, StreamEvent | None]:
         """Start a stream on the first route that yields an event (or has not failed by

@@ -20,3 +20,5 @@ class CallInfo:
     # A max_tokens above the model's max output is lowered to it, not refused (Anthropic
     # clients such as Claude Code send 32,000 to every model).
     clamp_output: bool = False
+    # What the door serves: "chat" models, or "embedding" models (/v1/embeddings).
+    model_type: str = "chat"

@@ -74,6 +74,7 @@ class GenerationService:
                 zdr_key=caller.zdr,
                 own_keys=caller.provider_keys,
                 session=session,
+                model_type=info.model_type,
             )
         except NoProviderAvailable as error:
             recorder.failed(error)
