@@ -22,6 +22,7 @@ from modelyard.limits.memory import MemoryRateLimiter
 from modelyard.limits.redis_backend import RedisRateLimiter
 from modelyard.limits.redis_client import RedisClient
 from modelyard.metrics import GatewayMetrics
+from modelyard.providers.credentials import OperatorKeys
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.routing.planner import Planner
 from modelyard.schema.image_urls import ImageUrlPolicy
@@ -221,6 +222,7 @@ class Gateway:
             observers=observers,
             log_content=self.settings.log_content,
             keepalive_s=self.settings.keepalive_interval_s,
+            operator_keys=OperatorKeys.from_environment(self.catalog.providers.values()),
         )
 
     def _budget_guard(self, store: Store) -> BudgetGuard:

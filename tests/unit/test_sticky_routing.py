@@ -105,7 +105,7 @@ def test_the_conversation_is_hashed_only_where_an_endpoint_caches_prompts(
         asked.append("asked")
         return "s3"
 
-    routes = plan.plan(request(), session=session, own_keys=())
+    routes = plan.plan(request(), session=session)
     assert asked, "t/cached has endpoints with cheap cache reads: its routing asks"
     asked.clear()
     nocache = next(r for r in routes if r.endpoint.provider.id == "nocache")

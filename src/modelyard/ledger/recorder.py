@@ -13,6 +13,7 @@ from modelyard.errors import GatewayError
 from modelyard.ledger.attribution import clean_attribution
 from modelyard.ledger.billing import RelayedTokens, usage_cost
 from modelyard.providers.base import Delta, Usage
+from modelyard.providers.credentials import Credentials
 from modelyard.routing.filters import min_prompt_tokens
 from modelyard.routing.planner import Route
 from modelyard.schema.chat import ChatRequest
@@ -29,6 +30,7 @@ class GenerationRecorder:
         caller: Caller,
         request: ChatRequest,
         *,
+        credentials: Credentials,
         api: str = "chat.completions",
         http_referer: str | None,
         x_title: str | None,
@@ -36,6 +38,7 @@ class GenerationRecorder:
     ) -> None:
         self.generation_id = generation_id
         self._api = api
+        self._credentials = credentials
         self._caller = caller
         self._request = request
         self._referer, self._title = clean_attribution(http_referer, x_title)
@@ -156,7 +159,7 @@ class GenerationRecorder:
             cancelled=self.cancelled,
             finish_reason=self.finish_reason,
             native_finish_reason=self.native_finish_reason,
-            is_byok=route is not None and route.endpoint.provider.id in self._caller.provider_keys,
+            is_byok=route is not None and self._credentials.is_own(route.endpoint.provider),
             http_referer=self._referer,
             x_title=self._title,
             params=params,

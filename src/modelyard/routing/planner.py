@@ -8,9 +8,8 @@ left the answer is 503 naming, per endpoint, what excluded it.
 
 from __future__ import annotations
 
-import os
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -18,12 +17,16 @@ import msgspec
 from modelyard.catalog import Catalog, Endpoint, Model
 from modelyard.errors import Forbidden, InvalidRequest, NoProviderAvailable, NotFound
 from modelyard.providers.base import Provider
+from modelyard.providers.credentials import Credentials
 from modelyard.providers.registry import ProviderRegistry
 from modelyard.routing.filters import NO_PREFERENCES, exclusion_reason, min_prompt_tokens
 from modelyard.routing.health import HealthTracker
 from modelyard.routing.ordering import order_endpoints
 from modelyard.routing.sticky import StickySessions, caches_cheaply
 from modelyard.schema.chat import ChatRequest, FilePart, ImagePart, UserMessage
+
+# No keys of an app's own, none of the operator's: the default of a bare Planner.
+NO_CREDENTIALS = Credentials()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,7 @@ class Planner:
         allowed_models: frozenset[str] | None = None,
         *,
         zdr_key: bool = False,
-        own_keys: Collection[str] = (),
+        credentials: Credentials = NO_CREDENTIALS,
         session: Callable[[], str] | None = None,
         model_type: str = "chat",
     ) -> list[Route]:
@@ -96,7 +99,7 @@ class Planner:
         for model in models:
             eligible: list[Endpoint] = []
             for endpoint in model.endpoints:
-                reason = self._exclusion(endpoint, request, zdr_key, own_keys)
+                reason = self._exclusion(endpoint, request, zdr_key, credentials)
                 if reason is None:
                     eligible.append(endpoint)
                 else:
@@ -144,12 +147,12 @@ class Planner:
             self.sticky.remember(f"{session()}|{route.model.id}", route.endpoint)
 
     def _exclusion(
-        self, endpoint: Endpoint, request: ChatRequest, zdr_key: bool, own_keys: Collection[str]
+        self, endpoint: Endpoint, request: ChatRequest, zdr_key: bool, credentials: Credentials
     ) -> str | None:
         spec = endpoint.provider
-        has_own_key = spec.id in own_keys
-        if spec.api_key_env and not has_own_key and not os.environ.get(spec.api_key_env):
-            return f"no API key: set {spec.api_key_env}"
+        missing_key = credentials.missing(spec)
+        if missing_key is not None:
+            return missing_key
         provider = self._registry.get(spec.kind)
         if provider is None:
             return f"provider kind {spec.kind!r} is not enabled in this gateway"

@@ -13,14 +13,13 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
-from modelyard.access.caller import Caller
 from modelyard.errors import GatewayError, ServerError, UpstreamError
 from modelyard.ledger.billing import usage_cost
 from modelyard.ledger.recorder import GenerationRecorder
 from modelyard.limits.base import Reservation
 from modelyard.limits.budget import BudgetReservation
 from modelyard.providers.base import Completion, Delta, Embeddings, Finish, StreamEvent, Usage
-from modelyard.providers.credentials import app_provider_keys
+from modelyard.providers.credentials import Credentials, using
 from modelyard.routing.planner import Route
 from modelyard.routing.sticky import Conversation
 from modelyard.schema.chat import ChatRequest
@@ -64,7 +63,7 @@ class GenerationCall:
     def __init__(
         self,
         service: GenerationService,
-        caller: Caller,
+        credentials: Credentials,
         request: ChatRequest,
         fallback: FallbackRoutes,
         recorder: GenerationRecorder,
@@ -73,7 +72,7 @@ class GenerationCall:
         reservation: Reservation | None,
     ) -> None:
         self._service = service
-        self._caller = caller
+        self._credentials = credentials
         self.request = request
         self._fallback = fallback
         self._recorder = recorder
@@ -101,8 +100,8 @@ class GenerationCall:
         """The whole answer of the first route that gives one, and its cost."""
         recorder = self._recorder
         try:
-            # The app's own provider keys apply to every upstream call of this request.
-            with app_provider_keys(self._caller.provider_keys):
+            # The request's keys (the app's own, else the operator's) for its upstream calls.
+            with using(self._credentials):
                 route, result = await self._fallback.complete()
         except GatewayError as error:
             recorder.failed(error)
@@ -116,7 +115,7 @@ class GenerationCall:
         """The vectors of the first route that gives them, and their cost."""
         recorder = self._recorder
         try:
-            with app_provider_keys(self._caller.provider_keys):
+            with using(self._credentials):
                 route, result = await self._fallback.embed(request)
         except GatewayError as error:
             recorder.failed(error)
@@ -128,7 +127,7 @@ class GenerationCall:
     async def stream(self) -> StreamAnswer:
         """Open the stream on the first route that starts one; then relay its events."""
         try:
-            with app_provider_keys(self._caller.provider_keys):
+            with using(self._credentials):
                 route, pump, first = await self._fallback.open_stream(self._service.keepalive_s)
         except GatewayError as error:
             self._recorder.failed(error)

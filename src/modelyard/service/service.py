@@ -17,7 +17,7 @@ from modelyard.providers.base import (
     output_tokens,
     token_counter,
 )
-from modelyard.providers.credentials import app_provider_keys
+from modelyard.providers.credentials import Credentials, OperatorKeys, using
 from modelyard.routing.filters import typical_prompt_tokens
 from modelyard.routing.planner import Planner, Route
 from modelyard.routing.sticky import Conversation
@@ -40,6 +40,7 @@ class GenerationService:
         observers: Sequence[Observer],
         log_content: bool,
         keepalive_s: float,
+        operator_keys: OperatorKeys,
     ) -> None:
         self._planner = planner
         self._budget = budget
@@ -48,6 +49,7 @@ class GenerationService:
         self._observers = tuple(observers)
         self._log_content = log_content
         self._keepalive_s = keepalive_s
+        self._operator_keys = operator_keys
 
     async def begin(self, caller: Caller, request: ChatRequest, info: CallInfo) -> GenerationCall:
         """Plan the routes, hold the budget and the rate-limit window, and return the call
@@ -57,10 +59,12 @@ class GenerationService:
             request = self._planner.clamp_output(request)
         # Bounded ledger queue: wait here (rarely) rather than accept work we cannot record.
         await self._ledger.room()
+        credentials = self.credentials(caller)
         recorder = GenerationRecorder(
             generation_id(),
             caller,
             request,
+            credentials=credentials,
             api=info.api,
             http_referer=info.http_referer,
             x_title=info.x_title,
@@ -72,7 +76,7 @@ class GenerationService:
                 request,
                 caller.allowed_models,
                 zdr_key=caller.zdr,
-                own_keys=caller.provider_keys,
+                credentials=credentials,
                 session=session,
                 model_type=info.model_type,
             )
@@ -89,21 +93,26 @@ class GenerationService:
             raise
         fallback = FallbackRoutes(request, info.native, routes, recorder, self._planner.health)
         return GenerationCall(
-            self, caller, request, fallback, recorder, session, budget, reservation
+            self, credentials, request, fallback, recorder, session, budget, reservation
         )
+
+    def credentials(self, caller: Caller) -> Credentials:
+        """The keys this caller's upstream calls use: its app's own, else the operator's."""
+        return Credentials(self._operator_keys, caller.provider_keys)
 
     async def count_tokens(
         self, caller: Caller, request: ChatRequest, native: NativeRequest | None
     ) -> tuple[int, str]:
         """The prompt's tokens on the route the request would take first, and who counted:
         "upstream" (its own count), "tokenizer" (the model's, here) or "estimate"."""
+        credentials = self.credentials(caller)
         route = self._planner.plan(
-            request, caller.allowed_models, zdr_key=caller.zdr, own_keys=caller.provider_keys
+            request, caller.allowed_models, zdr_key=caller.zdr, credentials=credentials
         )[0]
         speaker = native_speaker(route.provider, native)
         counter = token_counter(route.provider)
         try:
-            with app_provider_keys(caller.provider_keys):
+            with using(credentials):
                 if speaker is not None and native is not None:
                     return await speaker.count_native(native, route.endpoint), "upstream"
                 if counter is not None:
