@@ -5,20 +5,34 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ADMIN_KEY_FILE = "admin_key"
 ADMIN_KEY_PREFIX = "my-admin-"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    """Every setting, typed; each field reads MODELYARD_<FIELD> (names that differ say so)
+    from the environment or a `.env` file in the working directory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELYARD_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path(".modelyard")
-    catalog_file: Path | None = None
+    catalog_file: Path | None = Field(default=None, validation_alias="MODELYARD_CATALOG")
     admin_key: str | None = None
     max_body_bytes: int = 20 * 1024 * 1024
     # The server's edge: request head size, head and whole-body deadlines, how long to keep
@@ -40,13 +54,13 @@ class Settings:
     # Shared rate limits across replicas; None: limits are per process.
     redis_url: str | None = None
     # When Redis is unreachable: "open" serves without limits, "closed" answers 503.
-    redis_failure_policy: str = "open"
+    redis_failure_policy: Literal["open", "closed"] = "open"
     # Encrypts apps' own provider keys at rest; BYOK is off without it.
     secret_key: str | None = None
     # How long the ledger writer waits to gather a batch after the first queued row.
     ledger_batch_delay_s: float = 0.05
     # Load kind "local" models (off for gateways that only proxy, e.g. benchmarks).
-    load_local_models: bool = True
+    load_local_models: bool = Field(default=True, validation_alias="MODELYARD_LOAD_LOCAL")
     # Create an app "default" with the embedded model attached on the first start.
     bootstrap_app: bool = True
     # Open connections per upstream origin (host and port); more callers queue.
@@ -61,81 +75,51 @@ class Settings:
     admin_session_ttl_s: float = 12 * 3600
     # Keep Responses API responses (`store`, `previous_response_id`), and for how long.
     store_responses: bool = True
-    response_retention_days: float = 30.0
+    response_retention_days: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("redis_failure_policy", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        values: dict[str, object] = {}
-        if "MODELYARD_HOST" in env:
-            values["host"] = env["MODELYARD_HOST"]
-        if "MODELYARD_PORT" in env:
-            values["port"] = int(env["MODELYARD_PORT"])
-        if "MODELYARD_DATA_DIR" in env:
-            values["data_dir"] = Path(env["MODELYARD_DATA_DIR"])
-        if env.get("MODELYARD_CATALOG"):
-            values["catalog_file"] = Path(env["MODELYARD_CATALOG"])
-        if env.get("MODELYARD_ADMIN_KEY"):
-            values["admin_key"] = env["MODELYARD_ADMIN_KEY"]
-        if "MODELYARD_MAX_BODY_BYTES" in env:
-            values["max_body_bytes"] = int(env["MODELYARD_MAX_BODY_BYTES"])
-        for name, var, kind in (
-            ("max_header_bytes", "MODELYARD_MAX_HEADER_BYTES", int),
-            ("header_timeout_s", "MODELYARD_HEADER_TIMEOUT_S", float),
-            ("body_timeout_s", "MODELYARD_BODY_TIMEOUT_S", float),
-            ("linger_s", "MODELYARD_LINGER_S", float),
-            ("max_connections", "MODELYARD_MAX_CONNECTIONS", int),
-        ):
-            if var in env:
-                values[name] = kind(env[var])
-        if "MODELYARD_KEEPALIVE_INTERVAL_S" in env:
-            values["keepalive_interval_s"] = float(env["MODELYARD_KEEPALIVE_INTERVAL_S"])
-        if env.get("MODELYARD_DATABASE_URL"):
-            values["database_url"] = env["MODELYARD_DATABASE_URL"]
-        for name, flag in (
-            ("log_content", "MODELYARD_LOG_CONTENT"),
-            ("admin_can_infer", "MODELYARD_ADMIN_CAN_INFER"),
-            ("bootstrap_app", "MODELYARD_BOOTSTRAP_APP"),
-            ("load_local_models", "MODELYARD_LOAD_LOCAL"),
-            ("image_url_allow_http", "MODELYARD_IMAGE_URL_ALLOW_HTTP"),
-            ("store_responses", "MODELYARD_STORE_RESPONSES"),
-        ):
-            if flag in env:
-                values[name] = env[flag].strip().lower() in ("1", "true", "yes", "on")
-        if "MODELYARD_LEDGER_BATCH_DELAY_S" in env:
-            values["ledger_batch_delay_s"] = float(env["MODELYARD_LEDGER_BATCH_DELAY_S"])
-        if env.get("MODELYARD_REDIS_URL"):
-            values["redis_url"] = env["MODELYARD_REDIS_URL"]
-        if env.get("MODELYARD_REDIS_FAILURE_POLICY"):
-            policy = env["MODELYARD_REDIS_FAILURE_POLICY"].strip().lower()
-            if policy not in ("open", "closed"):
-                raise ValueError("MODELYARD_REDIS_FAILURE_POLICY must be 'open' or 'closed'")
-            values["redis_failure_policy"] = policy
-        if env.get("MODELYARD_SECRET_KEY"):
-            values["secret_key"] = env["MODELYARD_SECRET_KEY"]
-        if "MODELYARD_UPSTREAM_MAX_CONNECTIONS" in env:
-            values["upstream_max_connections"] = int(env["MODELYARD_UPSTREAM_MAX_CONNECTIONS"])
-        if "MODELYARD_AUTH_UNKNOWN_KEYS_CACHED" in env:
-            values["auth_unknown_keys_cached"] = int(env["MODELYARD_AUTH_UNKNOWN_KEYS_CACHED"])
-        if "MODELYARD_AUTH_FAILURES_PER_MINUTE" in env:
-            values["auth_failures_per_minute"] = int(env["MODELYARD_AUTH_FAILURES_PER_MINUTE"])
-        if "MODELYARD_IMAGE_URL_ALLOW" in env:
-            values["image_url_allow"] = env["MODELYARD_IMAGE_URL_ALLOW"]
-        if "MODELYARD_PUBLIC_URL" in env:
-            values["public_url"] = env["MODELYARD_PUBLIC_URL"]
-        if "MODELYARD_ADMIN_SESSION_TTL_S" in env:
-            values["admin_session_ttl_s"] = float(env["MODELYARD_ADMIN_SESSION_TTL_S"])
-        if "MODELYARD_RESPONSE_RETENTION_DAYS" in env:
-            days = float(env["MODELYARD_RESPONSE_RETENTION_DAYS"])
-            if not days > 0:  # also refuses NaN
-                raise ValueError("MODELYARD_RESPONSE_RETENTION_DAYS must be more than 0")
-            values["response_retention_days"] = days
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        """The settings from the environment, `overrides` (None: not given) winning.
+
+        A malformed value is a SettingsError (a ValueError) naming its variable, one line each.
+        """
+        given = {name: value for name, value in overrides.items() if value is not None}
+        try:
+            return cls(**given)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
 
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class SettingsError(ValueError):
+    """A MODELYARD_* variable (or a flag) has a value the gateway cannot use."""
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        # A renamed field is reported by its variable's name already.
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        variable = field if field.startswith("MODELYARD_") else _VARIABLES.get(field, field)
+        problems.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(problems)
+
+
+def _variable(name: str, info: FieldInfo) -> str:
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else f"MODELYARD_{name.upper()}"
+
+
+# Field name → the environment variable it is read from.
+_VARIABLES = {name: _variable(name, info) for name, info in Settings.model_fields.items()}
 
 
 class AdminKey(NamedTuple):
