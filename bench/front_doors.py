@@ -1,10 +1,11 @@
-"""The two front doors side by side: /v1/chat/completions against /v1/messages.
+"""The front doors side by side: /v1/chat/completions, /v1/messages and /v1/responses.
 
     .venv/bin/python -m bench.front_doors [--rounds 4] [--seconds 4]
 
 One fake OpenAI upstream (bench/upstream.py, 200 content chunks a stream) and one gateway;
-the same question goes in through either door, so the difference is the Messages API's own
-work: parsing its body, rendering its answer and its SSE events. In alternating rounds
+the same question goes in through each door, so the difference is each API's own work:
+parsing its body, rendering its answer and its SSE events (and, for Responses, queueing the
+response for the archive). In alternating rounds
 (which door goes first flips each round), each door gets 64 connections non-streaming
 (wrk) and 64 streaming (bench/loadgen.py); each figure is the median over the rounds. The
 gateway's CPU time per request (all its processes and threads, as bench/ab.py measures it)
@@ -29,6 +30,7 @@ from bench import wrk
 from bench.httpclient import CONTENT_MARKER, TEXT_DELTA_MARKER, Target, post_request
 from bench.loadgen import closed_loop
 from bench.procs import MODEL, MachineCpu, fake_upstream, gateway, tree_cpu_s
+from bench.upstream import CONTENT
 
 CHUNKS = 200  # content chunks per stream from the fake upstream
 CONNECTIONS = 64
@@ -44,17 +46,14 @@ class Door:
     marker: bytes  # how one content chunk shows in this door's stream
     answer: bytes  # what this door's non-streamed answer contains
     end: bytes  # how this door's stream ends
+    question: Callable[[], dict[str, object]] = lambda: {
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "Say hello"}],
+    }
 
     def body(self, stream: bool) -> bytes:
-        # The same question through both doors: max_tokens is required by Messages.
-        return orjson.dumps(
-            {
-                "model": MODEL,
-                "max_tokens": 16,
-                "messages": [{"role": "user", "content": "Say hello"}],
-                "stream": stream,
-            }
-        )
+        # The same question through every door, in each one's words.
+        return orjson.dumps({"model": MODEL, **self.question(), "stream": stream})
 
     def target(self, port: int, key: str, stream: bool) -> Target:
         body = self.body(stream)
@@ -77,6 +76,15 @@ DOORS = (
         TEXT_DELTA_MARKER,
         b'"type":"message"',
         b"event: message_stop",
+    ),
+    Door(
+        "responses",
+        "/v1/responses",
+        lambda key: {"Authorization": f"Bearer {key}"},
+        b'"delta":"' + CONTENT.encode() + b'"',
+        b'"object":"response"',
+        b"event: response.completed",
+        lambda: {"max_output_tokens": 16, "input": "Say hello"},
     ),
 )
 
@@ -174,29 +182,31 @@ def main() -> None:
 
 
 def table(figures: dict[str, dict[str, list[float]]], rounds: int) -> str:
-    """Medians, their ratio, and the range of the ratio within a round (both doors measured
-    a few seconds apart): how far the machine's noise moves it."""
-    chat, messages = (figures[door.name] for door in DOORS)
-    lines = [
-        f"| measure (median of {rounds} rounds, {CONNECTIONS} connections) "
-        "| /v1/chat/completions | /v1/messages | messages / chat | same round, min–max "
-        "| target | met |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    """Medians, each door's ratio to chat completions, and the range of that ratio within a
+    round (the doors measured a few seconds apart): how far the machine's noise moves it."""
+    chat = figures[DOORS[0].name]
+    others = DOORS[1:]
+    head = f"| measure (median of {rounds} rounds, {CONNECTIONS} connections) | {DOORS[0].path} "
+    for door in others:
+        head += f"| {door.path} | {door.name} / chat | same round, min–max "
+    lines = [head + "| target | met |", "|---" * (3 + 3 * len(others)) + "|"]
     for name, values in chat.items():
-        a, b = statistics.median(values), statistics.median(messages[name])
-        ratio = spread = target = met = ""
-        if name.endswith("errors"):  # errors: the sum over the rounds
-            a, b = sum(values), sum(messages[name])
-        elif a:
-            ratio = f"{b / a:.2f}"
-            paired = [m / c for c, m in zip(values, messages[name], strict=True) if c]
-            spread = f"{min(paired):.2f}–{max(paired):.2f}"
-        if "CPU per" in name:
-            target = f"≤ {CPU_RATIO_TARGET:g}×"
-            met = "yes" if a and b / a <= CPU_RATIO_TARGET else "**no**"
-        numbers = f"{_number(a)} | {_number(b)} | {ratio} | {spread}"
-        lines.append(f"| {name} | {numbers} | {target} | {met} |")
+        a = sum(values) if name.endswith("errors") else statistics.median(values)
+        cells, met = [_number(a)], []
+        for door in others:
+            mine = figures[door.name][name]
+            b = sum(mine) if name.endswith("errors") else statistics.median(mine)
+            ratio = spread = ""
+            if not name.endswith("errors") and a:
+                ratio = f"{b / a:.2f}"
+                paired = [m / c for c, m in zip(values, mine, strict=True) if c]
+                spread = f"{min(paired):.2f}–{max(paired):.2f}"
+                if "CPU per" in name:
+                    met.append(b / a <= CPU_RATIO_TARGET)
+            cells += [_number(b), ratio, spread]
+        target = f"≤ {CPU_RATIO_TARGET:g}×" if met else ""
+        verdict = ("yes" if all(met) else "**no**") if met else ""
+        lines.append(f"| {name} | {' | '.join(cells)} | {target} | {verdict} |")
     return "\n".join(lines)
 
 
