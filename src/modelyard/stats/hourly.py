@@ -5,21 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from modelyard.store.tables import generations as g
+from modelyard.store.types import utc_hour as _utc_hour
 
 HOURS = 24
 _FORMAT = "%Y-%m-%d %H"
 
 
 def utc_hour(conn: AsyncConnection) -> ColumnElement[Any]:
-    """created_at's UTC hour as 'YYYY-MM-DD HH', the same text on both databases."""
-    if conn.dialect.name == "postgresql":
-        at_utc = func.timezone(literal_column("'UTC'"), g.c.created_at)
-        return func.to_char(at_utc, literal_column("'YYYY-MM-DD HH24'"))
-    return func.strftime(literal_column(f"'{_FORMAT}'"), g.c.created_at)
+    """created_at's UTC hour as 'YYYY-MM-DD HH' (store/types.py `utc_hour`)."""
+    return _utc_hour(g.c.created_at, conn.dialect.name)
 
 
 def hour_labels(now: datetime) -> list[str]:

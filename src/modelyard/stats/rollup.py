@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from modelyard.store.tables import generations as g
+from modelyard.store.types import utc_day
 
 HISTORY_DAYS = 30
 GRACE = timedelta(minutes=2)
@@ -33,19 +33,10 @@ class DayUsage:
     tokens: int  # prompt + completion
 
 
-def _utc_day(conn: AsyncConnection) -> ColumnElement[Any]:
-    if conn.dialect.name == "postgresql":
-        # Literals, not bind parameters: PostgreSQL must see one expression in SELECT and
-        # GROUP BY.
-        at_utc = func.timezone(literal_column("'UTC'"), g.c.created_at)
-        return func.to_char(at_utc, literal_column("'YYYY-MM-DD'"))
-    return func.date(g.c.created_at)  # SQLite keeps UTC text "YYYY-MM-DD HH:MM:SS…"
-
-
 async def _sum_range(
     conn: AsyncConnection, model_id: str, start: datetime, end: datetime
 ) -> list[DayUsage]:
-    day = _utc_day(conn).label("day")
+    day = utc_day(g.c.created_at, conn.dialect.name).label("day")
     keys = (g.c.app_id, g.c.x_title, g.c.http_referer)
     query = (
         select(

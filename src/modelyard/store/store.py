@@ -21,7 +21,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal_column,
     or_,
     select,
     update,
@@ -60,6 +59,7 @@ from modelyard.store.tables import (
     provider_keys,
     responses,
 )
+from modelyard.store.types import utc_day
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ class Store:
 
     async def usage_by_day(self, app_id: str, since: datetime | None = None) -> list[UsageRow]:
         """Requests, tokens and cost of one app per UTC day, model and API, in that order."""
-        day = self._utc_day(generations.c.created_at).label("day")
+        day = utc_day(generations.c.created_at, self._engine.dialect.name).label("day")
         query: Select[Any] = select(
             day,
             generations.c.model,
@@ -459,13 +459,3 @@ class Store:
         async with self._engine.connect() as conn:
             total = (await conn.execute(query)).scalar()
         return Decimal(0) if total is None else Decimal(total)
-
-    def _utc_day(self, column: ColumnElement[datetime]) -> ColumnElement[Any]:
-        if self._engine.dialect.name == "postgresql":
-            # A literal, not a bind parameter: PostgreSQL must see the same expression in
-            # SELECT and GROUP BY.
-            return func.to_char(
-                func.timezone(literal_column("'UTC'"), column), literal_column("'YYYY-MM-DD'")
-            )
-        # SQLite holds UTC text "YYYY-MM-DD HH:MM:SS…"; date() takes its day.
-        return func.date(column)

@@ -1,4 +1,5 @@
-"""Column types that behave the same on SQLite and PostgreSQL: exact money, UTC timestamps."""
+"""Column types that behave the same on SQLite and PostgreSQL: exact money, UTC timestamps,
+and the UTC day or hour of a timestamp column in SQL."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Numeric
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Dialect, Numeric, func, literal_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MONEY_SCALE = 10
@@ -82,3 +83,24 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def utc_day(column: ColumnElement[datetime], dialect: str) -> ColumnElement[Any]:
+    """`column`'s UTC day as 'YYYY-MM-DD', the same text on both databases."""
+    return _utc_text(column, dialect, "YYYY-MM-DD", "%Y-%m-%d")
+
+
+def utc_hour(column: ColumnElement[datetime], dialect: str) -> ColumnElement[Any]:
+    """`column`'s UTC hour as 'YYYY-MM-DD HH', the same text on both databases."""
+    return _utc_text(column, dialect, "YYYY-MM-DD HH24", "%Y-%m-%d %H")
+
+
+def _utc_text(
+    column: ColumnElement[datetime], dialect: str, postgres: str, sqlite: str
+) -> ColumnElement[Any]:
+    # Literals, not bind parameters: PostgreSQL must see one expression in SELECT and
+    # GROUP BY. SQLite holds UTC text "YYYY-MM-DD HH:MM:SS…" (UtcDateTime).
+    if dialect == "postgresql":
+        at_utc = func.timezone(literal_column("'UTC'"), column)
+        return func.to_char(at_utc, literal_column(f"'{postgres}'"))
+    return func.strftime(literal_column(f"'{sqlite}'"), column)
