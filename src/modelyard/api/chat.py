@@ -18,7 +18,7 @@ from modelyard.api.disconnect import cancel_on_disconnect
 from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
 from modelyard.errors import GatewayError, InvalidRequest
 from modelyard.gateway import Gateway
-from modelyard.providers.base import Delta, NativeRequest
+from modelyard.providers.base import NativeRequest
 from modelyard.schema.chat import ChatRequest, parse_chat_request
 from modelyard.schema.image_urls import check_image_urls
 from modelyard.schema.response import DONE, KEEPALIVE, ChunkWriter, completion_body
@@ -132,15 +132,26 @@ async def _stream(call: GenerationCall, send: Send) -> None:
     async def body(chunk: bytes) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    try:
-        async for event in answer.events:
-            if isinstance(event, Delta):
-                await body(writer.delta(event))
-            elif isinstance(event, Billed):
-                await body(writer.finish(event.finish_reason, event.native_finish_reason))
-                await body(writer.usage(event.usage, event.cost))
-            else:
-                await body(KEEPALIVE)
-    except GatewayError as error:
-        await body(writer.error(error))
+    await answer.relay(_ChunkRenderer(writer), body)
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+
+class _ChunkRenderer:
+    """A streamed answer as chat.completion.chunk frames."""
+
+    __slots__ = ("_writer", "delta")
+
+    def __init__(self, writer: ChunkWriter) -> None:
+        self._writer = writer
+        self.delta = writer.delta  # the hot path: no call of our own in between
+
+    def finish(self, billed: Billed) -> bytes:
+        writer = self._writer
+        ending = writer.finish(billed.finish_reason, billed.native_finish_reason)
+        return ending + writer.usage(billed.usage, billed.cost)
+
+    def quiet(self) -> bytes:
+        return KEEPALIVE
+
+    def error(self, error: GatewayError) -> bytes:
+        return self._writer.error(error)

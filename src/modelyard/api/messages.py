@@ -130,31 +130,33 @@ async def _stream(call: GenerationCall, send: Send) -> None:
         {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *call.headers()]}
     )
     writer = MessagesStreamWriter(call.generation_id, answer.route.model.id)
-    started = False
 
     async def body(chunk: bytes) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    try:
-        async for event in answer.events:
-            if isinstance(event, Delta):
-                if event.native is not None:
-                    await body(event.native)
-                    continue
-                if not started:
-                    started = True
-                    await body(writer.start(event.prompt_usage))
-                await body(writer.delta(event))
-            elif isinstance(event, Billed):
-                if event.native is not None:
-                    await body(event.native)
-                    continue
-                if not started:
-                    started = True
-                    await body(writer.start(None))
-                await body(writer.finish(event, stop_sequence=event.stop_sequence))
-            else:
-                await body(writer.ping())
-    except GatewayError as error:
-        await body(writer.error(error))
+    await answer.relay(_EventRenderer(writer), body)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _EventRenderer:
+    """A streamed answer as Anthropic's events; a native route's own events as they came."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: MessagesStreamWriter) -> None:
+        self._writer = writer
+
+    def delta(self, delta: Delta) -> bytes:
+        # The writer opens the message (message_start) before its first piece.
+        return delta.native if delta.native is not None else self._writer.delta(delta)
+
+    def finish(self, billed: Billed) -> bytes:
+        if billed.native is not None:
+            return billed.native
+        return self._writer.finish(billed, stop_sequence=billed.stop_sequence)
+
+    def quiet(self) -> bytes:
+        return self._writer.ping()
+
+    def error(self, error: GatewayError) -> bytes:
+        return self._writer.error(error)

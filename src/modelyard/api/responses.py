@@ -24,7 +24,7 @@ from modelyard.api.disconnect import cancel_on_disconnect
 from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
 from modelyard.errors import GatewayError, InvalidRequest, NotFound
 from modelyard.gateway import Gateway
-from modelyard.providers.base import Delta, Usage
+from modelyard.providers.base import Usage
 from modelyard.schema.chat import ChatRequest
 from modelyard.schema.image_urls import check_image_urls
 from modelyard.schema.responses import ResponsesCall, parse_responses_request, with_history
@@ -135,8 +135,8 @@ class _Turn:
             await send_error(send, error)
             return
         output = output_items(result, id_seed=self.response_id, call=self.parsed)
-        body = self._response(route.model.id, output, result.finish_reason, result.usage, cost)
-        self._save(route.model.id, output, body)
+        body = self.response(route.model.id, output, result.finish_reason, result.usage, cost)
+        self.save(route.model.id, output, body)
         await send_json(send, 200, orjson.dumps(body), call.headers())
 
     async def stream(self, call: GenerationCall, send: Send) -> None:
@@ -159,24 +159,10 @@ class _Turn:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
         await body(writer.start())
-        try:
-            async for event in answer.events:
-                if isinstance(event, Delta):
-                    await body(writer.delta(event))
-                elif isinstance(event, Billed):
-                    await body(writer.finish(event, event.usage, cost=event.cost))
-                    output = writer.output
-                    final = self._response(
-                        model, output, event.finish_reason, event.usage, event.cost
-                    )
-                    self._save(model, output, final)
-                else:
-                    await body(writer.keepalive())
-        except GatewayError as error:
-            await body(writer.error(error))
+        await answer.relay(_EventRenderer(self, model, writer), body)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _response(
+    def response(
         self,
         model: str,
         output: list[dict[str, Any]],
@@ -197,7 +183,7 @@ class _Turn:
             cost=cost,
         )
 
-    def _save(self, model: str, output: list[dict[str, Any]], response: dict[str, Any]) -> None:
+    def save(self, model: str, output: list[dict[str, Any]], response: dict[str, Any]) -> None:
         if not self._keep:
             return
         caller, archive = self._caller, self._gateway.responses
@@ -216,6 +202,32 @@ class _Turn:
                 history_items=self._history,
             )
         )
+
+
+class _EventRenderer:
+    """A streamed answer as the Responses API's typed events; at its end, it is kept."""
+
+    __slots__ = ("_model", "_turn", "_writer", "delta")
+
+    def __init__(self, turn: _Turn, model: str, writer: ResponsesStreamWriter) -> None:
+        self._turn = turn
+        self._model = model
+        self._writer = writer
+        self.delta = writer.delta
+
+    def finish(self, billed: Billed) -> bytes:
+        writer, turn = self._writer, self._turn
+        ending = writer.finish(billed, billed.usage, cost=billed.cost)
+        output = writer.output
+        final = turn.response(self._model, output, billed.finish_reason, billed.usage, billed.cost)
+        turn.save(self._model, output, final)
+        return ending
+
+    def quiet(self) -> bytes:
+        return self._writer.keepalive()
+
+    def error(self, error: GatewayError) -> bytes:
+        return self._writer.error(error)
 
 
 def _not_found(response_id: str) -> NotFound:

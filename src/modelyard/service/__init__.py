@@ -6,8 +6,15 @@ returned `GenerationCall` gives back. Planning, budgets, limits, fallback and th
 the outcome to ledger, metrics, budget, health, sticky routing and the limiter happen here.
 """
 
-from modelyard.service.call import Billed, GenerationCall, Quiet, StreamAnswer
+from modelyard.service.call import Billed, GenerationCall, StreamAnswer, StreamRenderer
 from modelyard.service.info import CallInfo
 from modelyard.service.service import GenerationService
 
-__all__ = ["Billed", "CallInfo", "GenerationCall", "GenerationService", "Quiet", "StreamAnswer"]
+__all__ = [
+    "Billed",
+    "CallInfo",
+    "GenerationCall",
+    "GenerationService",
+    "StreamAnswer",
+    "StreamRenderer",
+]
