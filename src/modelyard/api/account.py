@@ -5,20 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelyard.api.http import json_response
 from modelyard.catalog.spec import ProviderSpec
 from modelyard.errors import InvalidRequest, NotFound
 from modelyard.gateway import Gateway
 from modelyard.ledger.periods import period_end, period_start
 from modelyard.store.records import Generation
-
-
-def _json(body: Any) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
-
 
 # OpenRouter's data regions; a provider's own region ("us", "eu", "local", ...) maps
 # onto them, and one it does not name (or none) is "global".
@@ -131,7 +126,7 @@ class AccountApi:
             raise NotFound(f"No generation with id {gen_id!r}.", param="id")
         app = await gw.store.get_app(row.app_id) if row.app_id else None
         provider = gw.catalog.providers.get(row.provider) if row.provider else None
-        return _json({"data": generation_body(row, app.name if app else None, provider)})
+        return json_response({"data": generation_body(row, app.name if app else None, provider)})
 
     async def key(self, request: Request) -> Response:
         gw = self._gw
@@ -199,4 +194,4 @@ class AccountApi:
             "workspace_id": None,
             "rate_limit": rate_limit_body(rpm, tpm),
         }
-        return _json({"data": body})
+        return json_response({"data": body})

@@ -7,6 +7,7 @@ ALIAS_MODEL_ID. Plain keys are returned once, at creation; the store keeps only 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -15,7 +16,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from modelyard.access.caller import Caller
 from modelyard.api.chat import ChatCompletions
 from modelyard.api.embeddings import EmbeddingsApi
-from modelyard.api.http import ClientGone, read_body, send_error
+from modelyard.api.http import ClientGone, json_response, read_body, send_error
 from modelyard.errors import GatewayError, InvalidRequest, NotFound
 from modelyard.gateway import Gateway
 from modelyard.schema.chat import parse_chat_request
@@ -62,18 +62,6 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     models: list[str] | None = None
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(body, default=_encode), status_code=status, media_type="application/json"
-    )
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(type(value).__name__)
-
-
 async def _body(request: Request, kind: type[T]) -> T:
     raw = await read_body(request.scope, request.receive, ADMIN_BODY_BYTES)
     check_depth(raw)  # msgspec recurses on unknown fields: a deep one was a 500
@@ -94,29 +82,48 @@ class AdminApi:
         self._embeddings = embeddings
 
     def routes(self) -> list[BaseRoute]:
-        return [
-            Route("/apps", self.list_apps, methods=["GET"]),
-            Route("/apps", self.create_app, methods=["POST"]),
-            Route("/apps/{app}", self.get_app, methods=["GET"]),
-            Route("/apps/{app}/config", self.config, methods=["GET"]),
-            Route("/apps/{app}/models", self.list_resources, methods=["GET"]),
-            Route("/apps/{app}/models", self.attach_model, methods=["POST"]),
-            Route("/apps/{app}/models/{resource}", self.resource_info, methods=["GET"]),
-            Route("/apps/{app}/models/{resource}", self.destroy_resource, methods=["DELETE"]),
-            Route("/apps/{app}/attachments/{alias}", self.detach, methods=["DELETE"]),
-            Route(
-                "/apps/{app}/models/{resource}/call", _Asgi(self.call_resource), methods=["POST"]
-            ),
-            Route("/apps/{app}/keys", self.list_keys, methods=["GET"]),
-            Route("/apps/{app}/keys", self.create_key, methods=["POST"]),
-            Route("/apps/{app}/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
-            Route("/apps/{app}/usage", self.usage, methods=["GET"]),
-            Route("/apps/{app}/providers", self.list_provider_keys, methods=["GET"]),
-            Route("/apps/{app}/providers/{provider}/key", self.set_provider_key, methods=["PUT"]),
-            Route(
-                "/apps/{app}/providers/{provider}/key", self.unset_provider_key, methods=["DELETE"]
-            ),
+        handlers: list[tuple[str, str, Callable[[Request], Awaitable[Response]]]] = [
+            ("/apps", "GET", self.list_apps),
+            ("/apps", "POST", self.create_app),
+            ("/apps/{app}", "GET", self.get_app),
+            ("/apps/{app}/config", "GET", self.config),
+            ("/apps/{app}/models", "GET", self.list_resources),
+            ("/apps/{app}/models", "POST", self.attach_model),
+            ("/apps/{app}/models/{resource}", "GET", self.resource_info),
+            ("/apps/{app}/models/{resource}", "DELETE", self.destroy_resource),
+            ("/apps/{app}/attachments/{alias}", "DELETE", self.detach),
+            ("/apps/{app}/keys", "GET", self.list_keys),
+            ("/apps/{app}/keys", "POST", self.create_key),
+            ("/apps/{app}/keys/{key_id}", "DELETE", self.revoke_key),
+            ("/apps/{app}/usage", "GET", self.usage),
+            ("/apps/{app}/providers", "GET", self.list_provider_keys),
+            ("/apps/{app}/providers/{provider}/key", "PUT", self.set_provider_key),
+            ("/apps/{app}/providers/{provider}/key", "DELETE", self.unset_provider_key),
         ]
+        routes: list[BaseRoute] = [
+            Route(path, handler if method == "GET" else self._write(handler), methods=[method])
+            for path, method, handler in handlers
+        ]
+        # Calls a model; writes nothing.
+        routes.append(
+            Route("/apps/{app}/models/{resource}/call", _Asgi(self.call_resource), methods=["POST"])
+        )
+        return routes
+
+    def _write(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Every admin write drops this process's cached callers once it succeeds, so a
+        revoked key or a detached model is refused at once (other replicas: within the
+        authenticator's TTL)."""
+
+        @functools.wraps(handler)
+        async def write(request: Request) -> Response:
+            response = await handler(request)
+            self._gw.auth.forget()
+            return response
+
+        return write
 
     # -- helpers ---------------------------------------------------------------------------
     def _admin(self, request: Request) -> None:
@@ -149,7 +156,7 @@ class AdminApi:
     # -- apps ------------------------------------------------------------------------------
     async def list_apps(self, request: Request) -> Response:
         self._admin(request)
-        return _json({"data": [asdict(a) for a in await self._gw.store.list_apps()]})
+        return json_response({"data": [asdict(a) for a in await self._gw.store.list_apps()]})
 
     async def create_app(self, request: Request) -> Response:
         self._admin(request)
@@ -161,14 +168,14 @@ class AdminApi:
                 param="name",
             )
         app = await self._gw.store.create_app(body.name)
-        return _json(asdict(app), 201)
+        return json_response(asdict(app), 201)
 
     async def get_app(self, request: Request) -> Response:
         app = await self._app(request)
         store = self._gw.store
         resources = await store.list_resources(app.id)
         keys = await store.list_keys(app.id)
-        return _json(
+        return json_response(
             {
                 **asdict(app),
                 "models": [asdict(r) for r in resources],
@@ -181,13 +188,13 @@ class AdminApi:
         config: dict[str, str] = {}
         for resource in await self._gw.store.list_resources(app.id):
             config.update(self._config_vars(resource, None))
-        return _json({"data": config})
+        return json_response({"data": config})
 
     # -- model resources -------------------------------------------------------------------
     async def list_resources(self, request: Request) -> Response:
         app = await self._app(request)
         resources = await self._gw.store.list_resources(app.id)
-        return _json({"data": [asdict(r) for r in resources]})
+        return json_response({"data": [asdict(r) for r in resources]})
 
     async def attach_model(self, request: Request) -> Response:
         app = await self._app(request)
@@ -206,8 +213,7 @@ class AdminApi:
                 param="alias",
             )
         resource, _, plain = await self._gw.store.attach_model(app.id, model.id, body.alias)
-        self._gw.auth.forget()
-        return _json(
+        return json_response(
             {"resource": asdict(resource), "config": self._config_vars(resource, plain)}, 201
         )
 
@@ -215,7 +221,7 @@ class AdminApi:
         app = await self._app(request)
         resource = await self._resource(app, request.path_params["resource"])
         model = self._gw.catalog.find(resource.model_id)
-        return _json(
+        return json_response(
             {
                 "resource": asdict(resource),
                 "config": self._config_vars(resource, None),
@@ -231,15 +237,13 @@ class AdminApi:
         app = await self._app(request)
         resource = await self._resource(app, request.path_params["resource"])
         await self._gw.store.destroy_resource(resource.id)
-        self._gw.auth.forget()
-        return _json({"destroyed": resource.id})
+        return json_response({"destroyed": resource.id})
 
     async def detach(self, request: Request) -> Response:
         app = await self._app(request)
         resource = await self._resource(app, request.path_params["alias"])
         await self._gw.store.detach_resource(resource.id)
-        self._gw.auth.forget()
-        return _json({"detached": resource.alias})
+        return json_response({"detached": resource.alias})
 
     async def call_resource(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Call a model resource as its app would (the CLI's models:call)."""
@@ -275,7 +279,9 @@ class AdminApi:
     # -- keys ------------------------------------------------------------------------------
     async def list_keys(self, request: Request) -> Response:
         app = await self._app(request)
-        return _json({"data": [_key_body(k) for k in await self._gw.store.list_keys(app.id)]})
+        return json_response(
+            {"data": [_key_body(k) for k in await self._gw.store.list_keys(app.id)]}
+        )
 
     async def create_key(self, request: Request) -> Response:
         app = await self._app(request)
@@ -304,7 +310,7 @@ class AdminApi:
             tpm=body.tpm,
             zdr=body.zdr,
         )
-        return _json({**_key_body(key), "key": plain}, 201)
+        return json_response({**_key_body(key), "key": plain}, 201)
 
     async def revoke_key(self, request: Request) -> Response:
         app = await self._app(request)
@@ -313,8 +319,7 @@ class AdminApi:
             raise NotFound(
                 f"App {app.name!r} has no key {request.path_params['key_id']!r}.", param="key_id"
             )
-        self._gw.auth.forget()
-        return _json(_key_body(key))
+        return json_response(_key_body(key))
 
     # -- the app's own provider keys (BYOK) ---------------------------------------------------
     def _provider(self, request: Request) -> str:
@@ -329,7 +334,7 @@ class AdminApi:
     async def list_provider_keys(self, request: Request) -> Response:
         app = await self._app(request)
         providers = sorted(await self._gw.store.provider_keys(app.id))
-        return _json({"data": [{"provider": p, "byok": True} for p in providers]})
+        return json_response({"data": [{"provider": p, "byok": True} for p in providers]})
 
     async def set_provider_key(self, request: Request) -> Response:
         app = await self._app(request)
@@ -343,8 +348,7 @@ class AdminApi:
             )
         body = await _body(request, ProviderKey)
         await self._gw.store.set_provider_key(app.id, provider, box.seal(body.key))
-        self._gw.auth.forget()
-        return _json({"provider": provider, "byok": True})
+        return json_response({"provider": provider, "byok": True})
 
     async def unset_provider_key(self, request: Request) -> Response:
         app = await self._app(request)
@@ -353,8 +357,7 @@ class AdminApi:
             raise NotFound(
                 f"App {app.name!r} has no key of its own for {provider!r}.", param="provider"
             )
-        self._gw.auth.forget()
-        return _json({"provider": provider, "byok": False})
+        return json_response({"provider": provider, "byok": False})
 
     # -- usage -----------------------------------------------------------------------------
     async def usage(self, request: Request) -> Response:
@@ -364,7 +367,7 @@ class AdminApi:
             raise InvalidRequest("'days' must be a whole number from 1 to 366.", param="days")
         since = datetime.now(UTC) - timedelta(days=int(days))
         rows = await self._gw.store.usage_by_day(app.id, since)
-        return _json({"data": [asdict(r) for r in rows]})
+        return json_response({"data": [asdict(r) for r in rows]})
 
 
 class _Asgi:

@@ -1,9 +1,14 @@
-"""Small raw-ASGI helpers for the hot endpoints: read a bounded body, send JSON."""
+"""Small HTTP helpers: for the hot raw-ASGI endpoints, read a bounded body and send JSON;
+for the Starlette ones, one JSON `Response`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
 
+import orjson
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.errors import GatewayError, InvalidRequest, PayloadTooLarge
@@ -78,3 +83,16 @@ async def send_json(
 async def send_error(send: Send, error: GatewayError) -> None:
     headers = [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     await send_json(send, error.status, error.to_json(), headers)
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON answer; Decimal amounts (money from the store) become numbers."""
+    return Response(
+        orjson.dumps(body, default=_encode), status_code=status, media_type="application/json"
+    )
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from modelyard.errors import RateLimited
+
 WINDOW_S = 60.0
 
 
@@ -31,6 +33,35 @@ class Reservation:
     limit_tokens: int | None
     remaining_tokens: int | None
     reset_tokens_s: float
+
+    @classmethod
+    def admitted(
+        cls,
+        scope: str,
+        id: str,
+        tokens: int,
+        limits: Limits,
+        requests: int,
+        used: int,
+        reset_s: float,
+    ) -> Reservation:
+        """A reservation admitted into a window now holding `requests` and `used` tokens."""
+        return cls(
+            scope=scope,
+            id=id,
+            tokens=tokens,
+            limit_requests=limits.rpm,
+            remaining_requests=None if limits.rpm is None else max(limits.rpm - requests, 0),
+            reset_requests_s=reset_s,
+            limit_tokens=limits.tpm,
+            remaining_tokens=None if limits.tpm is None else max(limits.tpm - used, 0),
+            reset_tokens_s=reset_s,
+        )
+
+    @classmethod
+    def unlimited(cls, scope: str, tokens: int) -> Reservation:
+        """Served without a window (the limiter was away): no id to settle, no headers."""
+        return cls(scope, "", tokens, None, None, 0.0, None, None, 0.0)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
@@ -56,6 +87,18 @@ def _duration(seconds: float) -> bytes:
     whole = round(seconds)
     minutes, secs = divmod(whole, 60)
     return (f"{minutes}m{secs}s" if minutes else f"{secs}s").encode()
+
+
+def rate_limited(scope: str, limits: Limits, wait: float) -> RateLimited:
+    """The 429 for a request that fits the window again in `wait` seconds."""
+    seconds = max(1, int(wait + 0.999))
+    return RateLimited(
+        f"Rate limit reached for {scope.split(':', 1)[-1]} "
+        f"(limits: {limits.rpm or 'no'} requests and {limits.tpm or 'no'} tokens per minute). "
+        f"Try again in {seconds} s.",
+        headers={"Retry-After": str(seconds)},
+        metadata={"retry_after_s": round(wait, 3)},
+    )
 
 
 class RateLimiter(Protocol):

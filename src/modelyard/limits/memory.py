@@ -7,8 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from modelyard.errors import RateLimited
-from modelyard.limits.base import Limits, Reservation
+from modelyard.limits.base import Limits, Reservation, rate_limited
 from modelyard.limits.window import bucket_of, leaves_at_ms, retry_after
 
 
@@ -64,16 +63,8 @@ class MemoryRateLimiter:
         bucket = bucket_of(now_ms)
         window.add(bucket, tokens)
         reset = (leaves_at_ms(window.buckets[0][0]) - now_ms) / 1000
-        return Reservation(
-            scope=scope,
-            id=str(bucket),
-            tokens=tokens,
-            limit_requests=limits.rpm,
-            remaining_requests=None if limits.rpm is None else max(limits.rpm - window.requests, 0),
-            reset_requests_s=reset,
-            limit_tokens=limits.tpm,
-            remaining_tokens=None if limits.tpm is None else max(limits.tpm - window.tokens, 0),
-            reset_tokens_s=reset,
+        return Reservation.admitted(
+            scope, str(bucket), tokens, limits, window.requests, window.tokens, reset
         )
 
     async def settle(self, reservation: Reservation, tokens: int) -> None:
@@ -91,14 +82,3 @@ def _full(window: _Window, limits: Limits, tokens: int) -> bool:
     if limits.rpm is not None and window.requests >= limits.rpm:
         return True
     return limits.tpm is not None and window.tokens + tokens > limits.tpm
-
-
-def rate_limited(scope: str, limits: Limits, wait: float) -> RateLimited:
-    seconds = max(1, int(wait + 0.999))
-    return RateLimited(
-        f"Rate limit reached for {scope.split(':', 1)[-1]} "
-        f"(limits: {limits.rpm or 'no'} requests and {limits.tpm or 'no'} tokens per minute). "
-        f"Try again in {seconds} s.",
-        headers={"Retry-After": str(seconds)},
-        metadata={"retry_after_s": round(wait, 3)},
-    )

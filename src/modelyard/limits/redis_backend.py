@@ -13,8 +13,7 @@ import logging
 from collections.abc import Callable
 
 from modelyard.errors import ServiceUnavailable
-from modelyard.limits.base import Limits, Reservation
-from modelyard.limits.memory import rate_limited
+from modelyard.limits.base import Limits, Reservation, rate_limited
 from modelyard.limits.redis_client import RedisClient, RedisError, Script
 from modelyard.limits.warnings import OccasionalWarning
 from modelyard.limits.window import BUCKET_MS, WINDOW_MS
@@ -113,17 +112,8 @@ class RedisRateLimiter:
             return self._unavailable(scope, limits, tokens, exc)
         if not admitted:
             raise rate_limited(scope, limits, int(ms) / 1000)
-        reset = int(ms) / 1000
-        return Reservation(
-            scope=scope,
-            id=str(int(bucket)),
-            tokens=tokens,
-            limit_requests=limits.rpm,
-            remaining_requests=None if limits.rpm is None else max(limits.rpm - int(count), 0),
-            reset_requests_s=reset,
-            limit_tokens=limits.tpm,
-            remaining_tokens=None if limits.tpm is None else max(limits.tpm - int(used), 0),
-            reset_tokens_s=reset,
+        return Reservation.admitted(
+            scope, str(int(bucket)), tokens, limits, int(count), int(used), int(ms) / 1000
         )
 
     async def settle(self, reservation: Reservation, tokens: int) -> None:
@@ -166,7 +156,7 @@ class RedisRateLimiter:
                 "The gateway's shared rate limiter is unavailable; try again shortly.",
                 headers={"Retry-After": "1"},
             ) from exc
-        return Reservation(scope, "", tokens, None, None, 0.0, None, None, 0.0)
+        return Reservation.unlimited(scope, tokens)
 
     async def close(self) -> None:
         if self._settling is not None:
