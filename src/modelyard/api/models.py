@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelyard.api.http import json_response
 from modelyard.catalog import Endpoint, Model
 from modelyard.catalog.spec import Price
 from modelyard.errors import InvalidRequest, NotFound
@@ -140,10 +140,6 @@ def endpoint_body(endpoint: Endpoint, stats: EndpointStats | None = None) -> dic
     }
 
 
-def _json(body: Any) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
-
-
 def _count(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -191,11 +187,11 @@ class ModelsApi:
             "total_count": len(models),
             "links": {"next": following},
         }
-        return _json(body)
+        return json_response(body)
 
     async def count_models(self, request: Request) -> Response:
         models = _selected(request, self._gateway.catalog.models.values())
-        return _json({"data": {"count": len(models)}})
+        return json_response({"data": {"count": len(models)}})
 
     def _model(self, request: Request) -> Model:
         author, slug = request.path_params["author"], request.path_params["slug"]
@@ -205,11 +201,11 @@ class ModelsApi:
         return model
 
     async def get_model(self, request: Request) -> Response:
-        return _json(model_body(self._model(request)))
+        return json_response(model_body(self._model(request)))
 
     async def get_model_data(self, request: Request) -> Response:
         """GET /model/{author}/{slug}: OpenRouter's one model, inside "data"."""
-        return _json({"data": model_body(self._model(request))})
+        return json_response({"data": model_body(self._model(request))})
 
     async def list_endpoints(self, request: Request) -> Response:
         model = self._model(request)
@@ -222,4 +218,4 @@ class ModelsApi:
             "architecture": _architecture(model, tokenizer_required=True),
             "endpoints": [endpoint_body(ep, stats.get(ep.id)) for ep in model.endpoints],
         }
-        return _json({"data": body})
+        return json_response({"data": body})

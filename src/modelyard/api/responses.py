@@ -21,7 +21,14 @@ from starlette.types import Receive, Scope, Send
 from modelyard.access.caller import Caller
 from modelyard.api.chat import SSE_HEADERS, call_info
 from modelyard.api.disconnect import cancel_on_disconnect
-from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
+from modelyard.api.http import (
+    ClientGone,
+    header,
+    json_response,
+    read_body,
+    send_error,
+    send_json,
+)
 from modelyard.errors import GatewayError, InvalidRequest, NotFound
 from modelyard.gateway import Gateway
 from modelyard.providers.base import Usage
@@ -91,14 +98,14 @@ class Responses:
         stored = await self._gateway.responses.get(caller.app_id, request.path_params["id"])
         if stored is None:
             raise _not_found(request.path_params["id"])
-        return _json(stored.response)
+        return json_response(stored.response)
 
     async def delete(self, request: Request) -> Response:
         caller = await self._caller(request)
         response_id = request.path_params["id"]
         if not await self._gateway.responses.delete(caller.app_id, response_id):
             raise _not_found(response_id)
-        return _json({"id": response_id, "object": "response", "deleted": True})
+        return json_response({"id": response_id, "object": "response", "deleted": True})
 
     async def _caller(self, request: Request) -> Caller:
         client = request.client
@@ -232,7 +239,3 @@ class _EventRenderer:
 
 def _not_found(response_id: str) -> NotFound:
     return NotFound(f"No response with id '{response_id}' was found.", param="response_id")
-
-
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
