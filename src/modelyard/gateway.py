@@ -46,7 +46,7 @@ from modelyard.store.store import database_url
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_APP = "default"
-BOOTSTRAP_MODEL = "google/gemma-3-270m"
+BOOTSTRAP_MODEL = "huggingface/smollm2-135m-instruct"
 BOOTSTRAP_KEY_FILE = "default_app_key"
 
 
