@@ -7,13 +7,14 @@ import secrets
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from modelyard.catalog import Catalog, Endpoint
 from modelyard.errors import InvalidRequest, UpstreamError
 from modelyard.providers.base import (
     Completion,
     Delta,
+    Embeddings,
     Finish,
     StreamEvent,
     TokenLogprob,
@@ -21,6 +22,7 @@ from modelyard.providers.base import (
     ToolCallDelta,
     Usage,
 )
+from modelyard.providers.local.embedding_engine import BertEmbedder
 from modelyard.providers.local.engine import (
     GenerationJob,
     JobDone,
@@ -28,7 +30,11 @@ from modelyard.providers.local.engine import (
     LlamaEngine,
     TextPiece,
 )
-from modelyard.providers.local.model_file import ModelFileError, resolve_model_path
+from modelyard.providers.local.model_file import (
+    ModelFileError,
+    resolve_embedder_dir,
+    resolve_model_path,
+)
 from modelyard.providers.local.prompt import (
     TURN_FORMATS,
     TemplateFormat,
@@ -49,6 +55,9 @@ from modelyard.schema.chat import (
     JsonSchemaFormat,
     NamedToolChoice,
 )
+
+if TYPE_CHECKING:
+    from modelyard.schema.embeddings import EmbeddingsRequest
 
 
 @dataclass
@@ -73,13 +82,30 @@ class LocalProvider:
         self._show_progress = show_progress
         self._models: dict[str, _LoadedModel] = {}
         self._errors: dict[str, str] = {}
+        self._embedders: dict[str, BertEmbedder] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         for model in self._catalog.models.values():
             for endpoint in model.endpoints:
-                if endpoint.provider.kind == self.kind:
+                if endpoint.provider.kind != self.kind:
+                    continue
+                if model.spec.type == "embedding":
+                    await self._load_embedder(endpoint)
+                else:
                     await self._load(endpoint)
+
+    async def _load_embedder(self, endpoint: Endpoint) -> None:
+        try:
+            directory = await asyncio.to_thread(
+                resolve_embedder_dir, endpoint.upstream_model, self._data_dir
+            )
+        except ModelFileError as exc:
+            self._errors[endpoint.id] = str(exc)
+            return
+        embedder = BertEmbedder(directory, max_tokens=endpoint.context_length)
+        await asyncio.to_thread(embedder.load)
+        self._embedders[endpoint.id] = embedder
 
     async def _load(self, endpoint: Endpoint) -> None:
         try:
@@ -120,9 +146,12 @@ class LocalProvider:
         for loaded in self._models.values():
             await asyncio.to_thread(loaded.engine.stop)
         self._models.clear()
+        for embedder in self._embedders.values():
+            await asyncio.to_thread(embedder.stop)
+        self._embedders.clear()
 
     def unavailable_reason(self, endpoint: Endpoint) -> str | None:
-        if endpoint.id in self._models:
+        if endpoint.id in self._models or endpoint.id in self._embedders:
             return None
         return self._errors.get(endpoint.id, "the local model is not loaded")
 
@@ -231,6 +260,43 @@ class LocalProvider:
         if loaded is None:
             raise UpstreamError(self.unavailable_reason(endpoint) or "not loaded", retryable=True)
         loaded.engine.submit(job)
+
+    async def embed(self, request: EmbeddingsRequest, endpoint: Endpoint) -> Embeddings:
+        """Unit vectors (the model card's mean pooling, L2 normalised), one worker thread."""
+        embedder = self._embedders.get(endpoint.id)
+        if embedder is None:
+            raise UpstreamError(self.unavailable_reason(endpoint) or "not loaded", retryable=True)
+        if request.dimensions is not None and request.dimensions != embedder.dimensions:
+            raise InvalidRequest(
+                f"This model's vectors have {embedder.dimensions} dimensions and cannot be "
+                f"shortened (it was not trained for truncation); 'dimensions' must be "
+                f"{embedder.dimensions} or left out.",
+                param="dimensions",
+            )
+        loop = asyncio.get_running_loop()
+        texts = request.texts
+        if texts is not None:
+            pieces = await loop.run_in_executor(
+                embedder.executor, lambda: [embedder.tokenizer.encode(t) for t in texts]
+            )
+        else:
+            pieces = request.token_inputs
+        inputs = [embedder.with_specials(ids) for ids in pieces]
+        for index, ids in enumerate(inputs):
+            if len(ids) > embedder.max_tokens:
+                raise InvalidRequest(
+                    f"'input[{index}]' is {len(ids)} tokens, more than this model's limit of "
+                    f"{embedder.max_tokens} tokens an input.",
+                    param=f"input[{index}]",
+                )
+            if texts is None and max(ids) >= embedder.vocab_size:
+                raise InvalidRequest(
+                    f"'input[{index}]' holds a token id outside the vocabulary "
+                    f"(0..{embedder.vocab_size - 1}).",
+                    param=f"input[{index}]",
+                )
+        vectors = await loop.run_in_executor(embedder.executor, embedder.embed, inputs)
+        return Embeddings(vectors, Usage(prompt_tokens=sum(len(ids) for ids in inputs)))
 
     async def count_tokens(self, request: ChatRequest, endpoint: Endpoint) -> int:
         """The prompt's tokens as this model sees them: its chat template, its tokenizer."""
