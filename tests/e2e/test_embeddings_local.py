@@ -17,6 +17,7 @@ from bench.embeddings import MODEL_ID, PAIRS
 from tests.e2e.server import RunningGateway, start_gateway
 
 DIMENSIONS = 384
+KEYS: dict[str, str] = {}  # gateway base URL → the embedding model's key
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +30,16 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
         headers=headers,
     )
     assert attached.status_code in (200, 201), attached.text
+    # The attachment's own key: the app's first key covers only the chat model.
+    KEYS[running.base_url] = attached.json()["config"]["EMBEDDINGS_KEY"]
     yield running
     running.stop()
 
 
 @pytest.fixture
 def client(gateway: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.api_url, api_key=gateway.app_key, max_retries=0)
+    key = KEYS[gateway.base_url]
+    return openai.OpenAI(base_url=gateway.api_url, api_key=key, max_retries=0)
 
 
 def floats(client: openai.OpenAI, texts: list[str]) -> np.ndarray:

@@ -29,12 +29,13 @@ from modelyard.schema.chat import (
 
 # As at OpenAI: at most 2048 inputs a request.
 MAX_INPUTS = 2048
-TokenIds = list[Annotated[int, msgspec.Meta(ge=0)]]
 InputType = Literal["search_document", "search_query", "classification", "clustering"]
 
 
 class EmbeddingsRequest(msgspec.Struct, frozen=True):
-    input: str | list[str] | TokenIds | list[TokenIds]
+    # A string, strings, token ids, or lists of token ids (msgspec takes one list type in
+    # a union: the items are checked by `_check_inputs`).
+    input: str | list[Any]
     model: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     models: list[Annotated[str, msgspec.Meta(min_length=1)]] | None = None
     encoding_format: Literal["float", "base64"] = "float"
@@ -89,6 +90,7 @@ def parse_embeddings_request(body: bytes, *, model_override: str | None = None) 
 
 
 def _check_inputs(request: EmbeddingsRequest) -> None:
+    _check_shape(request.input)
     texts = request.texts
     count = request.count
     if count == 0:
@@ -104,6 +106,36 @@ def _check_inputs(request: EmbeddingsRequest) -> None:
     for index, ids in enumerate(request.token_inputs):
         if not ids:
             raise InvalidRequest(f"'input[{index}]' must not be empty.", param=f"input[{index}]")
+
+
+def _check_shape(value: str | list[Any]) -> None:
+    """All strings, all token ids, or all lists of token ids: nothing else, nothing mixed."""
+    if isinstance(value, str) or not value:
+        return
+    first = value[0]
+    if isinstance(first, str):
+        kind, bad = "strings", [i for i, item in enumerate(value) if not isinstance(item, str)]
+    elif isinstance(first, int) and not isinstance(first, bool):
+        kind, bad = "token ids", [i for i, item in enumerate(value) if not _token(item)]
+    elif isinstance(first, list):
+        kind, bad = (
+            "lists of token ids",
+            [
+                i
+                for i, item in enumerate(value)
+                if not isinstance(item, list) or not all(_token(t) for t in item)
+            ],
+        )
+    else:
+        kind, bad = "", [0]
+    if bad:
+        where = f"input[{bad[0]}]"
+        expected = f"one of {kind}, as the first item is" if kind else "a string or token ids"
+        raise InvalidRequest(f"'{where}' must be {expected}.", param=where)
+
+
+def _token(item: Any) -> bool:
+    return isinstance(item, int) and not isinstance(item, bool) and item >= 0
 
 
 def _planning_view(request: EmbeddingsRequest) -> ChatRequest:
