@@ -68,11 +68,11 @@ def _banner(gateway: Gateway) -> None:
     else:
         console.print(
             "Create an app and a key: modelyard apps:create my-app && "
-            "modelyard models:create huggingface/smollm2-135m-instruct -a my-app"
+            "modelyard models:create google/gemma-3-270m -a my-app"
         )
         return
     body = (
-        '{"model": "huggingface/smollm2-135m-instruct", "max_tokens": 64, '
+        '{"model": "google/gemma-3-270m", "max_tokens": 64, '
         '"messages": [{"role": "user", "content": "Say hello"}]}'
     )
     curl = (

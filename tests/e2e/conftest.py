@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.server import RunningGateway, start_gateway
 
-MODEL = "huggingface/smollm2-135m-instruct"
+MODEL = "google/gemma-3-270m"
 
 
 @pytest.fixture(scope="session")

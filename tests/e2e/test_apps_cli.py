@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.server import RunningGateway, start_gateway
 
-MODEL = "huggingface/smollm2-135m-instruct"
+MODEL = "google/gemma-3-270m"
 HI = [{"role": "user", "content": "Say hi"}]
 
 

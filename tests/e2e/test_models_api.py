@@ -61,14 +61,14 @@ def test_metrics_count_requests_tokens_and_ledger_queue(
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
-    ok = f'modelyard_requests_total{{model="{MODEL}",provider="local",status="200"'
+    ok = 'modelyard_requests_total{model="google/gemma-3-270m",provider="local",status="200"'
     before = httpx.get(gateway.base_url + "/metrics").text
     reply = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3
     )
     after = httpx.get(gateway.base_url + "/metrics").text
     assert sample(after, ok) == sample(before, ok) + 1
-    completion = f'modelyard_tokens_total{{kind="completion",model="{MODEL}"'
+    completion = 'modelyard_tokens_total{kind="completion",model="google/gemma-3-270m"'
     assert reply.usage is not None
     gained = sample(after, completion) - sample(before, completion)
     assert gained == reply.usage.completion_tokens
