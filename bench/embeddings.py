@@ -145,12 +145,10 @@ def main() -> None:
         embedder = local_embedder(Path(tmp))
         after = rss_mb()
         print(f"RSS before load {before:.0f} MB, after {after:.0f} MB (+{after - before:.0f} MB)")
-        print(
-            f"recall@1 {recall_at_1(lambda t: embed_texts(embedder, t)):.3f} on {len(PAIRS)} queries"
-        )
-        print(
-            f"in-process: {per_second(lambda: embed_texts(embedder, BATCH)):.0f} embeddings/s (batch of 32)"
-        )
+        recall = recall_at_1(lambda t: embed_texts(embedder, t))
+        print(f"recall@1 {recall:.3f} on {len(PAIRS)} queries")
+        rate = per_second(lambda: embed_texts(embedder, BATCH))
+        print(f"in-process: {rate:.0f} embeddings/s (batch of 32)")
         if args.gateway:
             import httpx
             import openai
