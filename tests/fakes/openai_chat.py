@@ -10,11 +10,17 @@ deterministically, plain JSON or SSE chunks ending with a usage chunk and [DONE]
 
 Usage: prompt_tokens is a quarter of the messages' JSON length, completion_tokens one per
 word (or per quarter of the arguments' JSON), so a test can compare both ends.
+
+POST /v1/embeddings answers `fake_vector(input)` for each input (text or token ids; the
+length is the body's `dimensions`, else 8), prompt_tokens one per word or token id.
+`embedding_failures` is a script: each request pops its first status and answers it as an
+OpenAI error instead (empty: all succeed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 from collections.abc import Mapping
@@ -45,6 +51,18 @@ def _sample_arguments(schema: JSON) -> JSON:
     return {name: samples.get(prop.get("type")) for name, prop in properties.items()}
 
 
+def fake_vector(item: str | list[int], dimensions: int = 8) -> list[float]:
+    """The fake's embedding of one input: floats in [-1, 1) from SHA-256 of its JSON, exact
+    in float32 (multiples of 1/128), so a base64 round trip compares equal."""
+    seed = json.dumps(item).encode()
+    digest = b""
+    counter = 0
+    while len(digest) < dimensions:
+        digest += hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
+        counter += 1
+    return [(byte - 128) / 128 for byte in digest[:dimensions]]
+
+
 def _frame(body: Any) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
@@ -53,6 +71,7 @@ class FakeOpenAIChat:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.usages: list[JSON] = []
+        self.embedding_failures: list[int] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -73,6 +92,7 @@ class FakeOpenAIChat:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -134,6 +154,28 @@ class FakeOpenAIChat:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(Received(request.path, dict(request.headers), body))
+        if self.embedding_failures:
+            status = self.embedding_failures.pop(0)
+            error = {"message": f"scripted failure {status}", "type": "server_error"}
+            return web.json_response({"error": error}, status=status)
+        raw = body["input"]
+        if isinstance(raw, str) or (raw and isinstance(raw[0], int)):
+            raw = [raw]
+        dimensions = int(body.get("dimensions") or 8)
+        data = [
+            {"object": "embedding", "index": index, "embedding": fake_vector(item, dimensions)}
+            for index, item in enumerate(raw)
+        ]
+        tokens = sum(len(item.split()) if isinstance(item, str) else len(item) for item in raw)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        self.usages.append(usage)
+        return web.json_response(
+            {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        )
 
     def _answer(self, body: JSON) -> tuple[JSON, str]:
         messages = body["messages"]
