@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import openai
+from tests.e2e.conftest import MODEL  # the default embedded model
 from tests.e2e.server import start_gateway
-
-MODEL = "google/gemma-3-270m"
 
 
 def system_prompt(round_index: int) -> str:

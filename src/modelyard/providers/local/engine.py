@@ -7,6 +7,13 @@ event loop only enqueues a job and awaits its events; every token crosses back w
 
 The context keeps the KV of the previous prompt; a new job whose prompt shares a prefix
 with it evaluates only the rest (`cached_tokens` reports how much was reused).
+
+Reuse must not change the answer: llama.cpp's numbers for a token depend on the batch it
+was evaluated in, so a seeded request would sample differently after reusing 4 tokens than
+after reusing 15. Prompts are therefore always evaluated in chunks of `CHUNK` tokens aligned
+to absolute positions (0..CHUNK, CHUNK..2*CHUNK, ...), and only whole chunks are reused;
+a token's KV is then the same bytes whatever ran before. Tokens generated one at a time and
+a prompt's partial last chunk are never reused.
 """
 
 from __future__ import annotations
@@ -26,7 +33,11 @@ import numpy as np
 from llama_cpp import Llama
 
 from modelyard.errors import UpstreamError
-from modelyard.providers.local.prefix_cache import PrefixStateCache, common_prefix
+from modelyard.providers.local.prefix_cache import (
+    PrefixStateCache,
+    common_prefix,
+    reusable_prefix,
+)
 from modelyard.providers.local.sampling import SamplingParams, TokenSampler
 from modelyard.providers.local.stops import StopMatcher
 
@@ -34,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # Restoring a saved state costs ~40 ms; only worth it when it saves evaluating this many.
 RESTORE_MIN_GAIN = 64
+# Prompt evaluation batch, aligned to absolute positions; reuse is rounded down to it.
+CHUNK = 16
 
 
 @dataclass(slots=True)
@@ -93,7 +106,9 @@ class LlamaEngine:
         self._thread: threading.Thread | None = None
         self._llm: Llama | None = None
         self._piece_buffer = ctypes.create_string_buffer(128)
-        self._states = PrefixStateCache(kv_cache_bytes)
+        self._states = PrefixStateCache(kv_cache_bytes, chunk=CHUNK)
+        # How many leading tokens of the live KV were evaluated as whole aligned chunks.
+        self._reusable = 0
 
     # -- lifecycle (called from the event loop) -------------------------------------------
     def load(self) -> None:
@@ -198,23 +213,28 @@ class LlamaEngine:
         return JobDone(reason, len(job.prompt_tokens), generated, cached, stops.matched)
 
     def _evaluate_prompt(self, tokens: list[int]) -> int:
-        """Evaluate the prompt, reusing the KV of the longest prefix it shares with the live
-        context or with a saved state; returns how many tokens were reused."""
+        """Evaluate the prompt, reusing the KV of the longest whole-chunk prefix it shares
+        with the live context or with a saved state; returns how many tokens were reused."""
         llm = self.llm
         prompt = np.asarray(tokens, dtype=llm.input_ids.dtype)
-        reuse = common_prefix(llm.input_ids[: llm.n_tokens], prompt) if llm.n_tokens else 0
+        live = common_prefix(llm.input_ids[: self._reusable], prompt) if self._reusable else 0
+        reuse = reusable_prefix(live, len(tokens), CHUNK)
         saved = self._states.longest(prompt)
-        if saved is not None and saved[0] > reuse + RESTORE_MIN_GAIN:
-            self._states.restore(llm, saved[1])
-            reuse = saved[0]
-        reuse = min(reuse, len(tokens) - 1)  # always evaluate >= 1 token, for fresh logits
+        if saved is not None:
+            gain = reusable_prefix(saved[0], len(tokens), CHUNK)
+            if gain > reuse + RESTORE_MIN_GAIN:
+                self._states.restore(llm, saved[1])
+                reuse = gain
         if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
             llm.n_tokens = reuse
         else:
             reuse = 0
             llm.reset()
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        llm.eval(tokens[reuse:])
+        self._reusable = 0  # until the chunks below are in
+        for start in range(reuse, len(tokens), CHUNK):
+            llm.eval(tokens[start : start + CHUNK])
+        self._reusable = len(tokens) // CHUNK * CHUNK
         if len(tokens) - reuse >= self._states.min_tokens:
             self._states.save(llm, prompt)  # a long evaluation just paid for: keep it
         return reuse

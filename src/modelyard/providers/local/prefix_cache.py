@@ -7,6 +7,9 @@ later prompt that shares a longer prefix with a saved state than with the live K
 it (~40 ms for 1,500 tokens, against seconds to evaluate). Least recently used states go
 first once `capacity_bytes` is reached.
 
+States are only reused in whole chunks of the engine's aligned prompt batches, so a
+state keeps the tokens of its whole chunks; the KV past them is dropped after restoring.
+
 Only llama.cpp's own state bytes and the token ids are kept: llama-cpp-python's
 `save_state` also copies its (n_batch × vocabulary) logits buffer, ~512 MB for Gemma.
 """
@@ -40,9 +43,16 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
     return width if bool(same.all()) else int(np.argmin(same))
 
 
+def reusable_prefix(shared: int, prompt_length: int, chunk: int) -> int:
+    """How much of a `shared` prefix may be reused: whole chunks only, and never the whole
+    prompt, since its last token must be evaluated for fresh logits."""
+    return min(shared, prompt_length - 1) // chunk * chunk
+
+
 class PrefixStateCache:
-    def __init__(self, capacity_bytes: int, *, min_tokens: int = 256) -> None:
+    def __init__(self, capacity_bytes: int, *, chunk: int = 1, min_tokens: int = 256) -> None:
         self.capacity_bytes = capacity_bytes
+        self.chunk = chunk
         self.min_tokens = min_tokens
         self._states: OrderedDict[bytes, SavedState] = OrderedDict()
         self._bytes = 0
@@ -67,7 +77,9 @@ class PrefixStateCache:
         return best[0], self._states[best[1]]
 
     def save(self, llm: Llama, tokens: np.ndarray) -> None:
-        """Keep the context's current state, which holds exactly `tokens`."""
+        """Keep the context's current state, which holds exactly `tokens` (evaluated in
+        aligned chunks: only its whole chunks are kept as reusable)."""
+        tokens = tokens[: len(tokens) // self.chunk * self.chunk]
         if len(tokens) < self.min_tokens:
             return
         key = tokens.tobytes()
