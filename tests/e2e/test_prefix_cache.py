@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import openai
 
+from modelyard.providers.local.engine import CHUNK
 from tests.e2e.conftest import MODEL
 
 SYSTEM_A = "You are a careful assistant for a bakery. " * 60
@@ -28,6 +29,8 @@ def test_interleaved_conversations_keep_their_prefixes_warm(client: openai.OpenA
     # The live KV now holds B's prompt; A's prefix must come back from the saved state.
     prompt_a2, cached_a2 = ask(client, SYSTEM_A, "And croissants?")
     assert prompt_a > 400
-    assert cached_a2 >= prompt_a - 20, (prompt_a, prompt_a2, cached_a2)
+    # Reuse is in whole evaluation chunks (what keeps seeded answers the same cold or warm):
+    # all of the shared prefix but the question's few tokens and at most one partial chunk.
+    assert cached_a2 >= prompt_a - 20 - CHUNK, (prompt_a, prompt_a2, cached_a2)
     prompt_b2, cached_b2 = ask(client, SYSTEM_B, "And brakes?")
-    assert cached_b2 >= prompt_b2 - 20
+    assert cached_b2 >= prompt_b2 - 20 - CHUNK
