@@ -12,8 +12,9 @@ from starlette.types import Receive, Scope, Send
 
 from modelyard.access.caller import Caller
 from modelyard.api.chat import call_info
-from modelyard.api.http import ClientGone, header, read_body, send_error, send_json
-from modelyard.errors import GatewayError, InvalidRequest
+from modelyard.api.door import caller_and_body
+from modelyard.api.http import ClientGone, send_error, send_json
+from modelyard.errors import GatewayError
 from modelyard.gateway import Gateway
 from modelyard.schema.embeddings import EmbeddingsCall, embeddings_body, parse_embeddings_request
 
@@ -27,13 +28,7 @@ class EmbeddingsApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway = self._gateway
         try:
-            if scope["method"] != "POST":
-                raise InvalidRequest("Use POST for /v1/embeddings.")
-            client = scope.get("client")
-            caller = await gateway.auth.caller(
-                header(scope, b"authorization"), client=client[0] if client else None
-            )
-            body = await read_body(scope, receive, gateway.settings.max_body_bytes)
+            caller, body = await caller_and_body(gateway, scope, receive)
             parsed = parse_embeddings_request(body)
         except ClientGone:
             return

@@ -15,8 +15,9 @@ from starlette.types import Receive, Scope, Send
 from modelyard.access.caller import Caller
 from modelyard.api.chat import SSE_HEADERS, call_info
 from modelyard.api.disconnect import cancel_on_disconnect
-from modelyard.api.http import ClientGone, header, read_body, send_json
-from modelyard.errors import AuthError, GatewayError, InvalidRequest
+from modelyard.api.door import caller_and_body
+from modelyard.api.http import ClientGone, header, send_json
+from modelyard.errors import AuthError, GatewayError
 from modelyard.gateway import Gateway
 from modelyard.providers.anthropic_native import DIALECT, FORWARDED_HEADERS
 from modelyard.providers.base import Delta, NativeRequest
@@ -42,13 +43,7 @@ class Messages:
         counting = scope["path"].endswith("/count_tokens")
         gateway = self._gateway
         try:
-            if scope["method"] != "POST":
-                raise InvalidRequest(f"Use POST for {scope['path']}.")
-            client = scope.get("client")
-            caller = await gateway.auth.caller(
-                _authorization(scope), client=client[0] if client else None
-            )
-            body = await read_body(scope, receive, gateway.settings.max_body_bytes)
+            caller, body = await caller_and_body(gateway, scope, receive, _authorization(scope))
             parsed = parse_messages_request(body, count_tokens=counting)
             await check_image_urls(parsed.chat, gateway.image_urls)
             native = NativeRequest(DIALECT, parsed.native, _forwarded(scope))

@@ -21,15 +21,14 @@ from starlette.types import Receive, Scope, Send
 from modelyard.access.caller import Caller
 from modelyard.api.chat import SSE_HEADERS, call_info
 from modelyard.api.disconnect import cancel_on_disconnect
+from modelyard.api.door import caller_and_body
 from modelyard.api.http import (
     ClientGone,
-    header,
     json_response,
-    read_body,
     send_error,
     send_json,
 )
-from modelyard.errors import GatewayError, InvalidRequest, NotFound
+from modelyard.errors import GatewayError, NotFound
 from modelyard.gateway import Gateway
 from modelyard.providers.base import Usage
 from modelyard.schema.chat import ChatRequest
@@ -55,13 +54,7 @@ class Responses:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway = self._gateway
         try:
-            if scope["method"] != "POST":
-                raise InvalidRequest("Use POST for /v1/responses.")
-            client = scope.get("client")
-            caller = await gateway.auth.caller(
-                header(scope, b"authorization"), client=client[0] if client else None
-            )
-            body = await read_body(scope, receive, gateway.settings.max_body_bytes)
+            caller, body = await caller_and_body(gateway, scope, receive)
             parsed = parse_responses_request(body)
             turn = await self._turn(caller, parsed)
             await check_image_urls(turn.chat, gateway.image_urls)
