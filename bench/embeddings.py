@@ -3,7 +3,7 @@
 Quality: recall@1 on a small retrieval set written for this project (24 queries, one right
 document each among 24 short documents), embedded in-process. Speed: embeddings a second for
 a batch of 32 short texts, in-process and through a gateway with the openai SDK; the model's
-memory (RSS before and after loading).
+memory (RSS of a fresh process before and after loading it).
 
     .venv/bin/python -m bench.embeddings          # in-process only
     .venv/bin/python -m bench.embeddings --gateway  # also through a gateway it starts
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -136,14 +138,31 @@ def per_second(run: callable[[], object], rounds: int = 10) -> float:  # type: i
     return rounds * len(BATCH) / (time.perf_counter() - start)
 
 
+def load_rss(data_dir: Path) -> tuple[float, float]:
+    """RSS (MB) of a fresh process with the engine imported, before and after the load."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.embeddings", "--rss-child", str(data_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateway", action="store_true")
+    parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.rss_child:
         before = rss_mb()
-        embedder = local_embedder(Path(tmp))
+        loaded = local_embedder(args.rss_child)
         after = rss_mb()
+        print(f"{before:.1f} {after:.1f} ({loaded.dimensions} dimensions)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        embedder = local_embedder(Path(tmp))
+        before, after = load_rss(Path(tmp))
         print(f"RSS before load {before:.0f} MB, after {after:.0f} MB (+{after - before:.0f} MB)")
         recall = recall_at_1(lambda t: embed_texts(embedder, t))
         print(f"recall@1 {recall:.3f} on {len(PAIRS)} queries")
@@ -157,12 +176,15 @@ def main() -> None:
             gw = start_gateway(Path(tmp) / "gw", env={"MODELYARD_LOAD_LOCAL": "1"})
             try:
                 headers = {"Authorization": f"Bearer {gw.admin_key}"}
-                httpx.post(
+                attached = httpx.post(
                     f"{gw.base_url}/admin/apps/default/models",
-                    json={"model": MODEL_ID},
+                    json={"model": MODEL_ID, "alias": "EMBEDDINGS"},
                     headers=headers,
                 )
-                client = openai.OpenAI(base_url=gw.api_url, api_key=gw.app_key, max_retries=0)
+                attached.raise_for_status()
+                # The attachment's own key: the app's first key covers only the chat model.
+                key = attached.json()["config"]["EMBEDDINGS_KEY"]
+                client = openai.OpenAI(base_url=gw.api_url, api_key=key, max_retries=0)
                 rate = per_second(
                     lambda: client.embeddings.create(
                         model=MODEL_ID, input=BATCH, encoding_format="base64"
