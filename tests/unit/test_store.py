@@ -398,11 +398,21 @@ async def test_a_thousand_generations_go_in_at_once_and_come_back_field_by_field
 @on_session_loop
 async def test_a_nul_character_in_a_text_field_cannot_wedge_the_ledger(store: Store) -> None:
     # PostgreSQL text cannot hold NUL: stored as U+FFFD, the row and its batch still land.
-    odd = generation(1, error="bad\x00byte", x_title="a\x00b", prompt_text="\x00")
+    odd = generation(
+        1,
+        error="bad\x00byte",
+        x_title="a\x00b",
+        prompt_text="\x00",
+        params={"stop": ["\x00"], "user": "u\x00"},
+        attempts=[Attempt("local", 502, "up\x00stream", 3.0)],
+    )
     await store.insert_generations([odd, generation(2)])
     got = await store.get_generation(odd.id)
     assert got is not None
     assert (got.error, got.x_title, got.prompt_text) == ("bad\ufffdbyte", "a\ufffdb", "\ufffd")
+    # Inside JSON columns too: both databases keep the same values.
+    assert got.params == {"stop": ["\ufffd"], "user": "u\ufffd"}
+    assert got.attempts[0].error == "up\ufffdstream"
     assert await store.count_generations() == 2
 
 

@@ -1,4 +1,5 @@
-"""Ledger batches in a few statements, however many rows they hold.
+"""Batches of rows in a few statements, however many rows they hold (the ledger's
+generations and the stored responses).
 
 Inserting row by row is what made the ledger fall behind under load (106,000 rows queued
 in the 200,000-request soak of `make bench`): SQLite's `executemany` releases and re-takes
@@ -14,6 +15,10 @@ per batch took fewer still, but SQLite's JSON functions cost it 32 µs a row aga
 PostgreSQL: `json_populate_recordset` turns one JSON parameter into typed rows on the
 server, so the event loop serialises the batch (orjson) and makes one round trip, instead
 of SQLAlchemy processing every parameter of every row.
+
+Rows come in as the column dicts of `store/rows.py`; how each value is stored is derived
+from the table's column types with SQLAlchemy's own bind processors for the engine's
+dialect (`Money`, `UtcDateTime`, booleans), so nothing here knows a table's columns.
 """
 
 from __future__ import annotations
@@ -21,66 +26,112 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import JSON, Column, Dialect, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelyard.store.migrate import SQLITE_BUSY_TIMEOUT_MS
-from modelyard.store.records import Generation
-from modelyard.store.tables import generations
-from modelyard.store.types import as_utc, exact_money, money_units
 
-COLUMNS = [column.name for column in generations.columns]
-_COLUMN_LIST = ", ".join(COLUMNS)
+Encode = Callable[[Any], Any]
 
 
-class GenerationSink(Protocol):
-    async def insert(self, rows: Sequence[Generation]) -> None: ...
+@dataclass(frozen=True)
+class BulkTable:
+    """A table that takes bulk inserts. `skip_existing`: a row whose primary key is already
+    stored is left as it is (a batch retried after a commit whose answer was lost)."""
+
+    table: Table
+    skip_existing: bool = False
+    columns: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Plain str: orjson takes no str subclass (SQLAlchemy's quoted_name) as a key.
+        names = tuple(str.__str__(c.name) for c in self.table.columns)
+        object.__setattr__(self, "columns", names)
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    def conflict_clause(self) -> str:
+        if not self.skip_existing:
+            return ""
+        keys = ", ".join(c.name for c in self.table.primary_key.columns)
+        return f" ON CONFLICT ({keys}) DO NOTHING"
+
+
+class BulkSink(Protocol):
+    async def insert(self, table: BulkTable, rows: Sequence[Mapping[str, Any]]) -> None: ...
 
     async def close(self) -> None: ...
 
 
-def open_sink(engine: AsyncEngine) -> GenerationSink:
+def open_sink(engine: AsyncEngine) -> BulkSink:
     """The bulk writer for the engine's database."""
     if engine.dialect.name == "sqlite":
         path = engine.url.database
         if not path or path == ":memory:":
             raise ValueError("the ledger needs an SQLite file, not an in-memory database")
-        return SqliteSink(path)
+        return SqliteSink(path, engine.dialect)
     return PostgresSink(engine)
 
 
-def _clean(value: str | None) -> str | None:
+def clean_text(value: str | None) -> str | None:
     # PostgreSQL text cannot hold NUL: one would fail its batch, and every retry of it,
     # forever. Both databases get U+FFFD instead, so they keep the same text.
     return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
-def _attempts(row: Generation) -> list[dict[str, Any]]:
-    return [
-        {
-            "provider": a.provider,
-            "status": a.status,
-            "error": _clean(a.error),
-            "duration_ms": a.duration_ms,
-        }
-        for a in row.attempts
-    ]
+def _clean_nested(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean_nested(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean_nested(v) for k, v in value.items()}
+    return value
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as JSON text, its strings' NULs replaced as for text columns."""
+    dumped = orjson.dumps(value).decode()
+    # orjson writes NUL as \u0000: only then is the value walked.
+    return orjson.dumps(_clean_nested(value)).decode() if "\\u0000" in dumped else dumped
+
+
+def _json_value(value: Any) -> Any:
+    return _clean_nested(value) if value is not None else None
+
+
+def _encoders(table: BulkTable, dialect: Dialect, *, json_as_text: bool) -> list[Encode | None]:
+    """Per column, in table order: how a value is stored (None: as it is)."""
+
+    def encoder(column: Column[Any]) -> Encode | None:
+        if isinstance(column.type, JSON):
+            return json_text if json_as_text else _json_value
+        if isinstance(column.type, String):  # Text too
+            return clean_text
+        return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+    return [encoder(column) for column in table.table.columns]
+
+
+def _encode(
+    rows: Sequence[Mapping[str, Any]], names: Sequence[str], encoders: Sequence[Encode | None]
+) -> list[list[Any]]:
+    pairs = list(zip(names, encoders, strict=True))
+    return [[row[n] if e is None else e(row[n]) for n, e in pairs] for row in rows]
 
 
 # -- SQLite ---------------------------------------------------------------------------------
 # Statement sizes, largest first: a batch of n rows is cut into at most a few of each.
 SQLITE_CHUNKS = (256, 64, 16, 4, 1)
-_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(COLUMNS)) + ")"
-_SQLITE_INSERTS = {
-    size: f"INSERT INTO generations ({_COLUMN_LIST}) VALUES "
-    + ", ".join([_ROW_PLACEHOLDERS] * size)
-    for size in SQLITE_CHUNKS
-}
 
 
 def chunk_sizes(count: int) -> list[int]:
@@ -93,61 +144,42 @@ def chunk_sizes(count: int) -> list[int]:
     return sizes
 
 
-def sqlite_values(row: Generation) -> list[Any]:
-    """One row as SQLite stores it, in COLUMNS order: timestamps as SQLAlchemy's UTC text,
-    money as integer 1e-10 dollars, booleans as 0/1, JSON columns as JSON text."""
-    at = as_utc(row.created_at)
-    return [
-        row.id,
-        f"{at:%Y-%m-%d %H:%M:%S}.{at.microsecond:06d}",
-        row.app_id,
-        row.key_id,
-        row.model,
-        row.provider,
-        row.endpoint,
-        row.status,
-        _clean(row.error),
-        row.tokens_prompt,
-        row.tokens_completion,
-        row.tokens_cached,
-        row.tokens_cache_write,
-        row.tokens_reasoning,
-        money_units(row.cost),
-        row.latency_ms,
-        row.generation_time_ms,
-        int(row.streamed),
-        int(row.cancelled),
-        row.finish_reason,
-        row.native_finish_reason,
-        int(row.is_byok),
-        _clean(row.http_referer),
-        _clean(row.x_title),
-        orjson.dumps(row.params).decode(),
-        orjson.dumps(_attempts(row)).decode(),
-        _clean(row.prompt_text),
-        _clean(row.output_text),
-        row.api,
-    ]
+def _sqlite_inserts(table: BulkTable) -> dict[int, str]:
+    placeholders = "(" + ", ".join("?" * len(table.columns)) + ")"
+    head = f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES "
+    tail = table.conflict_clause()
+    return {size: head + ", ".join([placeholders] * size) + tail for size in SQLITE_CHUNKS}
 
 
 class SqliteSink:
     """Writes batches through its own connection, on its own thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dialect: Dialect) -> None:
         self._path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
+        self._dialect = dialect
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-sqlite")
         self._connection: sqlite3.Connection | None = None
+        self._prepared: dict[str, tuple[list[Encode | None], dict[int, str]]] = {}
 
-    async def insert(self, rows: Sequence[Generation]) -> None:
+    def _prepare(self, table: BulkTable) -> tuple[list[Encode | None], dict[int, str]]:
+        prepared = self._prepared.get(table.name)
+        if prepared is None:
+            encoders = _encoders(table, self._dialect, json_as_text=True)
+            prepared = self._prepared[table.name] = (encoders, _sqlite_inserts(table))
+        return prepared
+
+    async def insert(self, table: BulkTable, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        values = [sqlite_values(row) for row in rows]
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, values)
+        encoders, statements = self._prepare(table)
+        values = _encode(rows, table.columns, encoders)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._write, statements, values)
 
-    def _write(self, rows: list[list[Any]]) -> None:
+    def _write(self, statements: dict[int, str], rows: list[list[Any]]) -> None:
         if self._connection is None:
             connection = sqlite3.connect(
-                self._path, isolation_level=None, cached_statements=len(SQLITE_CHUNKS) * 2
+                self._path, isolation_level=None, cached_statements=len(SQLITE_CHUNKS) * 4
             )
             connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             self._connection = connection
@@ -158,7 +190,7 @@ class SqliteSink:
             for size in chunk_sizes(len(rows)):
                 chunk = rows[start : start + size]
                 start += size
-                connection.execute(_SQLITE_INSERTS[size], [v for row in chunk for v in row])
+                connection.execute(statements[size], [v for row in chunk for v in row])
             connection.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -176,58 +208,42 @@ class SqliteSink:
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
-_POSTGRES_INSERT = text(
-    f"INSERT INTO generations ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
-    "FROM json_populate_recordset(NULL::generations, CAST(:rows AS json))"
-)
-
-
-def postgres_record(row: Generation) -> dict[str, Any]:
-    """One row as a JSON object json_populate_recordset casts column by column; money goes
-    as a string so that NUMERIC gets it exactly."""
-    return {
-        "id": row.id,
-        "created_at": as_utc(row.created_at).isoformat(),
-        "app_id": row.app_id,
-        "key_id": row.key_id,
-        "model": row.model,
-        "provider": row.provider,
-        "endpoint": row.endpoint,
-        "status": row.status,
-        "error": _clean(row.error),
-        "tokens_prompt": row.tokens_prompt,
-        "tokens_completion": row.tokens_completion,
-        "tokens_cached": row.tokens_cached,
-        "tokens_cache_write": row.tokens_cache_write,
-        "tokens_reasoning": row.tokens_reasoning,
-        "cost": str(exact_money(row.cost)),
-        "latency_ms": row.latency_ms,
-        "generation_time_ms": row.generation_time_ms,
-        "streamed": row.streamed,
-        "cancelled": row.cancelled,
-        "finish_reason": row.finish_reason,
-        "native_finish_reason": row.native_finish_reason,
-        "is_byok": row.is_byok,
-        "http_referer": _clean(row.http_referer),
-        "x_title": _clean(row.x_title),
-        "params": row.params,
-        "attempts": _attempts(row),
-        "prompt_text": _clean(row.prompt_text),
-        "output_text": _clean(row.output_text),
-        "api": row.api,
-    }
+def _decimal_text(value: Any) -> str:
+    # NUMERIC takes the exact decimal text (Money has already rounded it).
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class PostgresSink:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._prepared: dict[str, tuple[list[Encode | None], Any]] = {}
 
-    async def insert(self, rows: Sequence[Generation]) -> None:
+    def _prepare(self, table: BulkTable) -> tuple[list[Encode | None], Any]:
+        prepared = self._prepared.get(table.name)
+        if prepared is None:
+            columns = ", ".join(table.columns)
+            statement = text(
+                f"INSERT INTO {table.name} ({columns}) SELECT {columns} "
+                f"FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS json))"
+                + table.conflict_clause()
+            )
+            encoders = _encoders(table, self._engine.dialect, json_as_text=False)
+            prepared = self._prepared[table.name] = (encoders, statement)
+        return prepared
+
+    async def insert(self, table: BulkTable, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        payload = orjson.dumps([postgres_record(row) for row in rows]).decode()
+        encoders, statement = self._prepare(table)
+        records = [
+            dict(zip(table.columns, values, strict=True))
+            for values in _encode(rows, table.columns, encoders)
+        ]
+        payload = orjson.dumps(records, default=_decimal_text).decode()
         async with self._engine.begin() as conn:
-            await conn.execute(_POSTGRES_INSERT, {"rows": payload})
+            await conn.execute(statement, {"rows": payload})
 
     async def close(self) -> None:
         """Nothing of its own: it writes through the store's engine."""

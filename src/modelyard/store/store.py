@@ -25,13 +25,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelyard.errors import Conflict, NotFound
-from modelyard.store.bulk import GenerationSink, open_sink
+from modelyard.store.bulk import BulkSink, BulkTable, open_sink
 from modelyard.store.migrate import create_engine, upgrade_to_head
 from modelyard.store.records import (
     ApiKey,
@@ -45,6 +43,7 @@ from modelyard.store.records import (
 from modelyard.store.rows import (
     app_from_row,
     generation_from_row,
+    generation_to_row,
     key_from_row,
     key_to_row,
     resource_from_row,
@@ -62,6 +61,9 @@ from modelyard.store.tables import (
 from modelyard.store.types import utc_day
 
 log = logging.getLogger(__name__)
+
+GENERATIONS = BulkTable(generations)
+RESPONSES = BulkTable(responses, skip_existing=True)
 
 KEY_PREFIX_CHARS = 12
 
@@ -87,7 +89,7 @@ def _now() -> datetime:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._generations: GenerationSink = open_sink(engine)
+        self._bulk: BulkSink = open_sink(engine)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -101,7 +103,7 @@ class Store:
         return cls(engine)
 
     async def close(self) -> None:
-        await self._generations.close()
+        await self._bulk.close()
         await self._engine.dispose()
 
     @property
@@ -312,7 +314,7 @@ class Store:
 
     async def insert_generations(self, rows: Sequence[Generation]) -> None:
         """All the rows in one transaction of a few statements (store/bulk.py says why)."""
-        await self._generations.insert(rows)
+        await self._bulk.insert(GENERATIONS, [generation_to_row(row) for row in rows])
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         query = select(generations).where(generations.c.id == generation_id)
@@ -375,12 +377,7 @@ class Store:
                 # Content JSON cannot hold (an integer past 64 bits): no retry could write
                 # it, and keeping it would hold back every response queued after it.
                 log.exception("response %s cannot be stored as JSON; not stored", item.id)
-        if not rows:
-            return
-        dialect_insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        statement = dialect_insert(responses).on_conflict_do_nothing(index_elements=["id"])
-        async with self._engine.begin() as conn:
-            await conn.execute(statement, rows)
+        await self._bulk.insert(RESPONSES, rows)
 
     async def get_response(
         self, app_id: str | None, response_id: str, now: datetime
