@@ -216,11 +216,10 @@ class _EventRenderer:
         self.delta = writer.delta
 
     def finish(self, billed: Billed) -> bytes:
-        writer, turn = self._writer, self._turn
-        ending = writer.finish(billed, billed.usage, cost=billed.cost)
-        output = writer.output
-        final = turn.response(self._model, output, billed.finish_reason, billed.usage, billed.cost)
-        turn.save(self._model, output, final)
+        ending = self._writer.finish(billed, billed.usage, cost=billed.cost)
+        final = self._writer.final
+        if final is not None:
+            self._turn.save(self._model, final["output"], final)
         return ending
 
     def quiet(self) -> bytes:

@@ -274,6 +274,8 @@ class ResponsesStreamWriter:
         self._items: list[_Open] = []
         self._open: _Open | None = None  # the message or reasoning item being streamed
         self._calls: dict[int, _Open] = {}  # ToolCallDelta.index → its item
+        # The response the last event carried, once finished (what the archive keeps).
+        self.final: Json | None = None
 
     @property
     def output(self) -> list[Json]:
@@ -327,6 +329,7 @@ class ResponsesStreamWriter:
             error=error,
             cost=cost,
         )
+        self.final = response
         out.append(self._event(f"response.{status}", response=response))
         return b"".join(out)
 
