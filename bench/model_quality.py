@@ -21,6 +21,8 @@ import openai
 from llama_cpp import Llama
 from tests.e2e.server import start_gateway
 
+from bench.local_model import Model as BenchModel
+from bench.local_model import model_client
 from modelyard.providers.local.model_file import resolve_model_path
 from modelyard.providers.local.prompt import TURN_FORMATS, TemplateFormat, Turn, TurnFormat
 
@@ -28,6 +30,11 @@ from modelyard.providers.local.prompt import TURN_FORMATS, TemplateFormat, Turn,
 MODELS = {
     "huggingface/smollm2-135m-instruct": ("builtin:smollm2-135m-instruct", None),
     "google/gemma-3-270m": ("builtin:gemma-3-270m", "gemma"),
+}
+# The models' cards, where the GGUF's general.license says nothing.
+LICENCES = {
+    "huggingface/smollm2-135m-instruct": "Apache-2.0",
+    "google/gemma-3-270m": "Gemma Terms of Use",
 }
 MAX_TOKENS = 48
 
@@ -135,13 +142,13 @@ def main() -> None:
         result, llm = direct(path, chat_format)
         metadata = llm.metadata
         has_template = "yes" if "tokenizer.chat_template" in metadata else "no"
-        licence = metadata.get("general.license", "?")
+        licence = metadata.get("general.license") or LICENCES.get(model, "?")
         del llm
         gateway_cell = "-"
         if not args.no_gateway:
             gateway = start_gateway(data_dir / model.replace("/", "_"))
             try:
-                client = openai.OpenAI(base_url=gateway.api_url, api_key=gateway.app_key)
+                client = model_client(gateway, BenchModel(model, upstream, chat_format))
                 through = through_gateway(client, model)
             finally:
                 gateway.stop()

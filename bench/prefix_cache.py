@@ -1,6 +1,8 @@
 """Time to first token with a repeated 1,500-token system prompt: cold versus warm.
 
-Through a running `modelyard serve` (embedded Gemma 3 270M), streaming with the openai SDK.
+Through a running `modelyard serve` (the default embedded model, SmolLM2 135M Instruct),
+streaming with the openai SDK. Prompts evaluate in position-aligned 16-token chunks and only
+whole chunks are reused, so a warm request evaluates its last partial chunk and the question.
 Each round uses a fresh system prompt (so "cold" is really cold), then asks again with the
 same prefix right away ("warm, live KV"), then after another conversation with a different
 prefix has run in between ("warm, restored": the saved-state cache must bring it back).
