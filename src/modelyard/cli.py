@@ -40,7 +40,7 @@ def _commands() -> None:
 def _banner(gateway: Gateway) -> None:
     """Where to reach the gateway and how to call it. A key is shown in full only by the
     start that made it (log collectors keep what is printed); later starts say where it is."""
-    from modelyard.gateway import BOOTSTRAP_KEY_FILE
+    from modelyard.gateway import BOOTSTRAP_KEY_FILE, BOOTSTRAP_MODEL
 
     settings = gateway.settings
     url = settings.base_url
@@ -68,12 +68,16 @@ def _banner(gateway: Gateway) -> None:
     else:
         console.print(
             "Create an app and a key: modelyard apps:create my-app && "
-            "modelyard models:create google/gemma-3-270m -a my-app"
+            f"modelyard models:create {BOOTSTRAP_MODEL} -a my-app",
+            highlight=False,
         )
         return
-    body = (
-        '{"model": "google/gemma-3-270m", "max_tokens": 64, '
-        '"messages": [{"role": "user", "content": "Say hello"}]}'
+    body = json.dumps(
+        {
+            "model": BOOTSTRAP_MODEL,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Say hello"}],
+        }
     )
     curl = (
         f'curl {url}/v1/chat/completions -H "Authorization: Bearer {bearer}" '
@@ -295,12 +299,18 @@ def models_detach(
 def models_call(
     resource: Annotated[str, typer.Argument(help="Alias or resource id")],
     app_name: AppOption,
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The user message")],
-    opts: Annotated[str | None, typer.Option(help="Extra request fields as JSON")] = None,
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="The user message (the text to embed)")
+    ],
+    opts: Annotated[
+        str | None,
+        typer.Option(help="Extra request fields as JSON (e.g. max_tokens, or dimensions)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole response")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to file")] = None,
 ) -> None:
-    """Call an app's model; the answer streams to the terminal as it is generated."""
+    """Call an app's model. A chat model's answer streams to the terminal as it is
+    generated; an embedding model's vector is printed as one line of JSON."""
     body: dict[str, Any] = {}
     if opts:
         try:
@@ -309,9 +319,16 @@ def models_call(
             raise CliError(f"--opts is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise CliError("--opts must be a JSON object")
-    body["messages"] = [{"role": "user", "content": prompt}]
-    path = f"/admin/apps/{app_name}/models/{resource}/call"
     client = _client()
+    base = f"/admin/apps/{app_name}/models/{resource}"
+    path = f"{base}/call"
+    if client.request("GET", base)["model"].get("type") == "embedding":
+        body["input"] = prompt
+        answer = client.request("POST", path, json=body)
+        text = json.dumps(answer, indent=2) if as_json else json.dumps(_vector(answer))
+        (output.write_text(text + "\n") if output else print(text))
+        return
+    body["messages"] = [{"role": "user", "content": prompt}]
     if as_json:
         body["stream"] = False
         text = json.dumps(client.request("POST", path, json=body), indent=2)
@@ -335,6 +352,12 @@ def models_call(
         print()
     else:
         output.write_text("".join(pieces))
+
+
+def _vector(answer: dict[str, Any]) -> Any:
+    """The one input's embedding: a list of floats, or a base64 string when
+    encoding_format asked for it."""
+    return answer["data"][0]["embedding"]
 
 
 @app.command("config")

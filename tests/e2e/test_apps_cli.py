@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 import os
 import subprocess
 import sys
@@ -13,10 +16,12 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e.conftest import MODEL
 from tests.e2e.server import RunningGateway, start_gateway
 
-MODEL = "google/gemma-3-270m"
 HI = [{"role": "user", "content": "Say hi"}]
+EMBEDDING_MODEL = "sentence-transformers/all-minilm-l6-v2"
+DIMENSIONS = 384
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,7 @@ def attach(gw: RunningGateway, app: str, model: str, alias: str) -> dict[str, st
 
 def test_create_app_attach_model_call_it_and_read_usage(gw: RunningGateway) -> None:
     assert "Created app shop" in ok(cli(gw, "apps:create", "shop"))
-    config = attach(gw, "shop", "gemma-3-270m", "CHAT")
+    config = attach(gw, "shop", MODEL.split("/", 1)[1], "CHAT")  # by its alias
     assert set(config) == {"CHAT_URL", "CHAT_KEY", "CHAT_MODEL_ID"}
     assert config["CHAT_URL"] == gw.base_url
     assert config["CHAT_MODEL_ID"] == MODEL
@@ -141,6 +146,69 @@ def test_output_file_and_resource_id_work_like_the_alias(
         )
     )
     assert target.read_text().strip()
+
+
+def test_an_embedding_resource_is_called_with_its_text_and_prints_the_vector(
+    gw: RunningGateway, tmp_path: Path
+) -> None:
+    ok(cli(gw, "apps:create", "search"))
+    config = attach(gw, "search", "all-minilm-l6-v2", "EMBEDDING")
+    assert set(config) == {"EMBEDDING_URL", "EMBEDDING_KEY", "EMBEDDING_MODEL_ID"}
+    assert config["EMBEDDING_URL"] == gw.base_url
+    assert config["EMBEDDING_MODEL_ID"] == EMBEDDING_MODEL
+    info = httpx.get(
+        f"{gw.base_url}/admin/apps/search/models/EMBEDDING",
+        headers={"Authorization": f"Bearer {gw.admin_key}"},
+    ).json()["model"]
+    assert info["type"] == "embedding" and info["dimensions"] == DIMENSIONS
+
+    text = "A lighthouse keeper counts the ships"
+    printed = ok(cli(gw, "models:call", "EMBEDDING", "-a", "search", "-p", text))
+    assert printed.count("\n") == 1  # the vector on one line of JSON
+    vector = json.loads(printed)
+    assert len(vector) == DIMENSIONS and all(isinstance(x, float) for x in vector)
+    assert math.isclose(math.hypot(*vector), 1.0, rel_tol=1e-4)
+    # The same vector the app gets with its own key through the SDK.
+    sdk_vector = (
+        sdk(gw, config["EMBEDDING_KEY"])
+        .embeddings.create(model=EMBEDDING_MODEL, input=text, encoding_format="float")
+        .data[0]
+        .embedding
+    )
+    assert all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(vector, sdk_vector, strict=True))
+
+    whole = json.loads(
+        ok(cli(gw, "models:call", "EMBEDDING", "-a", "search", "-p", text, "--json"))
+    )
+    assert whole["object"] == "list" and whole["model"] == EMBEDDING_MODEL
+    assert whole["data"][0]["embedding"] == vector
+    assert whole["usage"]["prompt_tokens"] > 0
+
+    packed = ok(
+        cli(
+            gw,
+            "models:call",
+            "EMBEDDING",
+            "-a",
+            "search",
+            "-p",
+            text,
+            "--opts",
+            '{"encoding_format": "base64"}',
+        )
+    )
+    assert len(base64.b64decode(json.loads(packed))) == 4 * DIMENSIONS  # float32s
+
+    target = tmp_path / "vector.json"
+    ok(cli(gw, "models:call", "EMBEDDING", "-a", "search", "-p", text, "-o", str(target)))
+    assert json.loads(target.read_text()) == vector
+
+    # The model cannot shorten its vectors: a 400 that names the parameter, on one line.
+    short = cli(
+        gw, "models:call", "EMBEDDING", "-a", "search", "-p", text, "--opts", '{"dimensions": 8}'
+    )
+    assert short.returncode == 1 and "Traceback" not in short.stderr
+    assert "'dimensions'" in short.stderr and len(short.stderr.strip().splitlines()) == 1
 
 
 def test_keys_are_scoped_revocable_and_destroyed_with_their_resource(gw: RunningGateway) -> None:

@@ -229,6 +229,9 @@ class AdminApi:
                     "id": resource.model_id,
                     "name": model.spec.name if model else None,
                     "context_length": model.spec.context_length if model else None,
+                    # "chat" or "embedding": which body models:call sends.
+                    "type": model.spec.type if model else None,
+                    "dimensions": model.spec.dimensions if model else None,
                 },
             }
         )

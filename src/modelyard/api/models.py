@@ -23,6 +23,9 @@ from modelyard.gateway import Gateway
 from modelyard.stats import EndpointStats
 
 _MILLION = Decimal(1_000_000)
+# What /v1/embeddings takes besides model and input; the chat sampling parameters the
+# catalog derives for every endpoint mean nothing to an embedding model.
+EMBEDDING_PARAMETERS = frozenset({"dimensions", "encoding_format"})
 
 
 def _per_token(per_million: float | None) -> str | None:
@@ -70,9 +73,22 @@ def _cheapest(model: Model) -> Endpoint:
     return min(model.endpoints, key=lambda ep: ep.price.prompt + ep.price.completion)
 
 
+def _embedding(endpoint: Endpoint) -> bool:
+    return endpoint.model.type == "embedding"
+
+
+def _parameters(endpoint: Endpoint) -> frozenset[str]:
+    return EMBEDDING_PARAMETERS if _embedding(endpoint) else endpoint.supported_parameters
+
+
+def _max_completion(endpoint: Endpoint) -> int | None:
+    # An embedding model generates no tokens: OpenRouter's null, not a token count.
+    return None if _embedding(endpoint) else endpoint.max_output
+
+
 def model_body(model: Model) -> dict[str, Any]:
     top = _cheapest(model)
-    parameters = sorted(frozenset().union(*(ep.supported_parameters for ep in model.endpoints)))
+    parameters = sorted(frozenset().union(*(_parameters(ep) for ep in model.endpoints)))
     return {
         "id": model.id,
         "object": "model",
@@ -86,7 +102,7 @@ def model_body(model: Model) -> dict[str, Any]:
         "pricing": pricing_body(top.price),
         "top_provider": {
             "context_length": top.context_length,
-            "max_completion_tokens": top.max_output,
+            "max_completion_tokens": _max_completion(top),
             "is_moderated": False,
         },
         "per_request_limits": None,
@@ -118,16 +134,18 @@ def endpoint_body(endpoint: Endpoint, stats: EndpointStats | None = None) -> dic
         "provider_name": provider.display_name,
         "tag": provider.id,
         "context_length": endpoint.context_length,
-        "max_completion_tokens": endpoint.max_output,
+        "max_completion_tokens": _max_completion(endpoint),
         "max_prompt_tokens": None,
         "pricing": pricing_body(endpoint.price),
         "quantization": endpoint.spec.quantization,
         "region": provider.region,
         "zdr": provider.zdr,
-        "supported_parameters": sorted(endpoint.supported_parameters),
-        "supports_tool_choice": _tool_choice(endpoint.supported_parameters),
-        # The embedded model reuses saved prompt states with no request asking for it.
-        "supports_implicit_caching": provider.kind == "local" and provider.kv_cache_mb > 0,
+        "supported_parameters": sorted(_parameters(endpoint)),
+        "supports_tool_choice": _tool_choice(_parameters(endpoint)),
+        # The embedded chat models reuse saved prompt states with no request asking for it.
+        "supports_implicit_caching": (
+            provider.kind == "local" and provider.kv_cache_mb > 0 and not _embedding(endpoint)
+        ),
         "supports_voice_cloning": False,
         "status": 0,
         # From the ledger (modelyard.stats); null means "no data in that window". Uptime
@@ -161,9 +179,7 @@ def _selected(request: Request, models: Iterable[Model]) -> list[Model]:
     if parameters:
         needed = set(parameters.split(","))
         selected = [
-            m
-            for m in selected
-            if needed <= set().union(*(e.supported_parameters for e in m.endpoints))
+            m for m in selected if needed <= set().union(*(_parameters(e) for e in m.endpoints))
         ]
     return selected
 
