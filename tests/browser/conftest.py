@@ -24,6 +24,23 @@ ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# A priced embedding model served upstream, beside the built-in free one (never called: its
+# page and the lists are what the tests look at).
+PAID_EMBEDDING = "openai/text-embedding-3-small"
+CATALOG = f"""
+[[models]]
+id = "{PAID_EMBEDDING}"
+name = "OpenAI: Text Embedding 3 Small"
+type = "embedding"
+dimensions = 1536
+context_length = 8192
+output_modalities = ["embeddings"]
+
+[[models.endpoints]]
+provider = "openrouter"
+upstream_model = "{PAID_EMBEDDING}"
+price = {{ prompt = 0.02, completion = 0.0 }}
+"""
 
 
 # Module scope: sync Playwright runs an event loop of its own while it is open, which would
@@ -40,7 +57,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    running = start_gateway(tmp_path_factory.mktemp("browser-data"))
+    home = tmp_path_factory.mktemp("browser-data")
+    catalog = home / "catalog.toml"
+    catalog.write_text(CATALOG)
+    running = start_gateway(home, extra_args=["--catalog", str(catalog)])
     yield running
     running.stop()
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ConsoleErrors, screenshot
+from modelyard.gateway import BOOTSTRAP_MODEL
+from tests.browser.conftest import PAID_EMBEDDING, ConsoleErrors, screenshot
 from tests.e2e.server import RunningGateway
+
+EMBEDDING_MODEL = "sentence-transformers/all-minilm-l6-v2"
 
 # Records every length the answer had while it was still streaming.
 WATCH = """
@@ -54,9 +57,27 @@ def test_two_models_answer_side_by_side(
     page.keyboard.press("Enter")
     panels = page.locator(".chat-panel")
     expect(panels).to_have_count(2)
-    gemma = page.locator('.chat-panel[data-model="google/gemma-3-270m"] .meta')
-    expect(gemma).to_contain_text("first token", timeout=60_000)
-    # The app has only Gemma attached, so the other column shows the gateway's refusal.
+    default = page.locator(f'.chat-panel[data-model="{BOOTSTRAP_MODEL}"] .meta')
+    expect(default).to_contain_text("first token", timeout=60_000)
+    # The app has only the default model attached: the other column shows the refusal.
     other = page.locator('.chat-panel[data-model="anthropic/claude-haiku-4.5"] .bubble.error')
     expect(other).to_be_visible()
     screenshot(page, "chat-two-models")
+
+
+def test_the_picker_offers_chat_models_only_with_the_default_picked(page: Page) -> None:
+    page.goto("/chat")
+    picks = page.locator("#model-picks input")
+    values = [picks.nth(i).get_attribute("value") for i in range(picks.count())]
+    assert BOOTSTRAP_MODEL in values and "google/gemma-3-270m" in values
+    assert EMBEDDING_MODEL not in values and PAID_EMBEDDING not in values
+    expect(page.locator("#model-picks input:checked")).to_have_count(1)
+    expect(page.locator("#model-picks input:checked")).to_have_attribute("value", BOOTSTRAP_MODEL)
+    # A link that names an embedding model keeps the default picked rather than none.
+    page.goto(f"/chat?model={EMBEDDING_MODEL}")
+    expect(page.locator("#model-picks input:checked")).to_have_attribute("value", BOOTSTRAP_MODEL)
+    page.goto("/chat?model=google/gemma-3-270m")
+    expect(page.locator("#model-picks input:checked")).to_have_count(1)
+    expect(page.locator("#model-picks input:checked")).to_have_attribute(
+        "value", "google/gemma-3-270m"
+    )

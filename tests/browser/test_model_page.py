@@ -8,12 +8,13 @@ import httpx
 import openai
 from playwright.sync_api import Page, expect
 
+from modelyard.gateway import BOOTSTRAP_MODEL
 from modelyard.web.format import compact, millis, rate
 from tests.browser.conftest import screenshot
 from tests.e2e.server import RunningGateway
 
-MODEL = "google/gemma-3-270m"
-ENDPOINT = "local/google/gemma-3-270m"
+MODEL = BOOTSTRAP_MODEL  # the one the app "default" has attached
+ENDPOINT = f"local/{MODEL}"
 TEMPERATURES = (0.2, 0.6, 1.0)
 
 

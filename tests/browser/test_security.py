@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
+from modelyard.gateway import BOOTSTRAP_MODEL
 from tests.browser.conftest import ConsoleErrors
 from tests.e2e.server import RunningGateway
 
@@ -19,7 +20,9 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 PAGES = [
     "/models",
+    f"/models/{BOOTSTRAP_MODEL}",
     "/models/google/gemma-3-270m",
+    "/models/sentence-transformers/all-minilm-l6-v2",
     "/models/anthropic/claude-haiku-4.5",
     "/chat",
     "/login?next=/apps",
@@ -50,7 +53,7 @@ def test_every_page_loads_and_works_with_no_csp_violation(
     page.goto("/models")
     page.fill("#model-search", "haiku")
     expect(page.locator(".model-card:visible")).to_have_count(2)
-    page.goto("/models/google/gemma-3-270m")
+    page.goto(f"/models/{BOOTSTRAP_MODEL}")
     page.click(".tab[data-tab=python]")
     expect(page.locator("#code-python")).to_be_visible()
     expect(page.locator(".share-bar").first).to_be_visible()

@@ -8,8 +8,10 @@ header or a body the API refuses would fail the run.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -70,6 +72,23 @@ def test_responses_samples_create_a_response_under_the_v1_prefix() -> None:
     assert '"input": "What is the meaning of life?"' in curl
 
 
+EMBEDDING_MODEL = "sentence-transformers/all-minilm-l6-v2"
+
+
+def test_embedding_samples_call_v1_embeddings_and_nothing_else() -> None:
+    samples = code_samples("http://gw.example:8080/", EMBEDDING_MODEL, embedding=True)
+    assert list(samples) == ["curl", "python", "javascript"]
+    assert "curl http://gw.example:8080/v1/embeddings" in samples["curl"]
+    assert 'OpenAI(base_url="http://gw.example:8080/v1"' in samples["python"]
+    assert "client.embeddings.create(" in samples["python"]
+    assert 'baseURL: "http://gw.example:8080/v1"' in samples["javascript"]
+    assert "client.embeddings.create({" in samples["javascript"]
+    for name, code in samples.items():
+        assert f'"{EMBEDDING_MODEL}"' in code, name
+        assert "MODELYARD_API_KEY" in code, name
+        assert "messages" not in code and "chat" not in code, name
+
+
 def test_anthropic_samples_use_the_root_because_the_sdk_appends_v1_messages() -> None:
     samples = code_samples("http://gw.example:8080/", MODEL)
     python, typescript = samples["anthropic-python"], samples["anthropic-typescript"]
@@ -102,6 +121,8 @@ class Gateway(BaseHTTPRequestHandler):
         keys = {headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer ")}
         if self.path == "/v1/responses":
             self._respond(headers, body)
+        elif self.path == "/v1/embeddings":
+            self._embed(headers, body)
         elif self.path != "/v1/messages":
             self._answer(404, {"type": "error", "error": {"type": "not_found_error"}})
         elif KEY not in keys:
@@ -118,6 +139,27 @@ class Gateway(BaseHTTPRequestHandler):
             self._answer(400, {"error": {"type": "invalid_request_error"}})
         else:
             self._answer(200, _response(body["model"]))
+
+    def _embed(self, headers: dict[str, str], body: Any) -> None:
+        if headers.get("authorization") != f"Bearer {KEY}":
+            self._answer(401, {"error": {"type": "authentication_error"}})
+        elif not isinstance(body.get("model"), str) or not isinstance(body.get("input"), str):
+            self._answer(400, {"error": {"type": "invalid_request_error"}})
+        else:
+            vector = [0.25, -0.5, 0.125]
+            # The Python SDK asks for base64 unless told otherwise, and decodes it itself.
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack("<3f", *vector)).decode()
+            self._answer(
+                200,
+                {
+                    "object": "list",
+                    "model": body["model"],
+                    "data": [{"object": "embedding", "index": 0, "embedding": encoded}],
+                    "usage": {"prompt_tokens": 9, "total_tokens": 9},
+                },
+            )
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -231,5 +273,32 @@ def test_the_responses_curl_sample_runs_as_written(gateway: Recorded) -> None:
     assert answer["output"][0]["content"][0]["text"] == "42"
     ((path, headers, body),) = seen
     assert path == "/v1/responses" and body == RESPONSES_ASKED
+    assert headers["authorization"] == f"Bearer {KEY}"
+    assert headers["content-type"] == "application/json"
+
+
+EMBEDDINGS_ASKED = {
+    "model": EMBEDDING_MODEL,
+    "input": "The quick brown fox jumps over the lazy dog",
+}
+
+
+def test_the_embeddings_python_sample_runs_as_written(gateway: Recorded) -> None:
+    base_url, seen = gateway
+    code = code_samples(base_url + "/", EMBEDDING_MODEL, embedding=True)["python"]
+    assert _run([sys.executable, "-c", code]) == "[0.25, -0.5, 0.125]\n"
+    ((path, headers, body),) = seen
+    assert path == "/v1/embeddings"
+    assert {k: body[k] for k in EMBEDDINGS_ASKED} == EMBEDDINGS_ASKED
+    assert headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_the_embeddings_curl_sample_runs_as_written(gateway: Recorded) -> None:
+    base_url, seen = gateway
+    code = code_samples(base_url, EMBEDDING_MODEL, embedding=True)["curl"]
+    answer = json.loads(_run(["bash", "-c", f"{code} -sS --fail-with-body"]))
+    assert answer["data"][0]["embedding"] == [0.25, -0.5, 0.125]
+    ((path, headers, body),) = seen
+    assert path == "/v1/embeddings" and body == EMBEDDINGS_ASKED
     assert headers["authorization"] == f"Bearer {KEY}"
     assert headers["content-type"] == "application/json"

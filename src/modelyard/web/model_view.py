@@ -11,7 +11,7 @@ from modelyard.catalog import Catalog, Endpoint, Model
 from modelyard.stats import EndpointStats, ModelUsage, ParameterSpread, Stats
 from modelyard.stats.hourly import HOURS, hour_labels
 from modelyard.web.charts import bar_chart, uptime_strip
-from modelyard.web.samples import code_samples
+from modelyard.web.samples import LABELS, code_samples
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,13 @@ def cheapest(model: Model) -> Endpoint:
     return min(model.endpoints, key=lambda ep: ep.price.prompt + ep.price.completion)
 
 
+def is_embedding(model: Model) -> bool:
+    return model.spec.type == "embedding"
+
+
 def capability_tags(model: Model) -> list[str]:
+    if is_embedding(model):
+        return ["Embeddings"]
     params = frozenset().union(*(ep.supported_parameters for ep in model.endpoints))
     tags = []
     if "tools" in params:
@@ -93,8 +99,10 @@ async def model_context(
     ]
     top = cheapest(model)
     total_tokens = sum(v for _, v in usage.tokens_per_day)
+    samples = code_samples(base_url, model.id, embedding=is_embedding(model))
     return {
         "model": model,
+        "embedding": is_embedding(model),
         "top": top,
         "max_output": model.spec.max_output or top.max_output,
         "tags": capability_tags(model),
@@ -104,5 +112,6 @@ async def model_context(
         "tokens_chart": bar_chart(usage.tokens_per_day, "tokens", width=420, height=170),
         "versions": await _versions(stats, catalog, model, total_tokens),
         "parameters": params,
-        "samples": code_samples(base_url, model.id),
+        "samples": samples,
+        "sample_tabs": [(name, LABELS[name]) for name in samples],
     }

@@ -93,7 +93,9 @@ class WebPages:
         return page("model.html", nav="models", **context)
 
     async def chat(self, request: Request) -> Response:
-        models = sorted(self._gw.catalog.models.values(), key=lambda m: m.spec.name.lower())
+        # Embedding models do not chat (the chat doors refuse them): not offered here.
+        chat_models = [m for m in self._gw.catalog.models.values() if m.spec.type == "chat"]
+        models = sorted(chat_models, key=lambda m: m.spec.name.lower())
         # Preselect the model a fresh install's app key can use.
         default = BOOTSTRAP_MODEL if BOOTSTRAP_MODEL in self._gw.catalog.models else models[0].id
         return page("chat.html", nav="chat", models=models, default=default)

@@ -1,9 +1,9 @@
 """Code samples for the model page, filled with this gateway's URL and the model id.
 
-Every catalog model answers every front door: OpenAI chat completions and the OpenAI
+Every chat model answers every chat front door: OpenAI chat completions and the OpenAI
 Responses API under /v1, and the Anthropic Messages API at /v1/messages. The Anthropic SDKs
 append /v1/messages to their base URL themselves, so theirs is the gateway's root; the
-OpenAI SDKs take the /v1 prefix.
+OpenAI SDKs take the /v1 prefix. An embedding model answers /v1/embeddings only.
 """
 
 from __future__ import annotations
@@ -11,14 +11,62 @@ from __future__ import annotations
 import json
 
 QUESTION = "What is the meaning of life?"
+TO_EMBED = "The quick brown fox jumps over the lazy dog"
 ANTHROPIC_VERSION = "2023-06-01"
+# Tab labels by sample name, in the order the page shows them.
+LABELS = {
+    "curl": "curl",
+    "python": "Python",
+    "javascript": "JavaScript",
+    "responses-curl": "Responses curl",
+    "responses-python": "Responses Python",
+    "responses-typescript": "Responses TypeScript",
+    "anthropic-curl": "Anthropic curl",
+    "anthropic-python": "Anthropic Python",
+    "anthropic-typescript": "Anthropic TypeScript",
+}
 
 
-def code_samples(base_url: str, model_id: str) -> dict[str, str]:
-    """The samples by tab name, in the order the page shows them."""
+def code_samples(base_url: str, model_id: str, *, embedding: bool = False) -> dict[str, str]:
+    """The samples by tab name, in the order the page shows them: for an embedding model
+    curl, Python and JavaScript calls of /v1/embeddings, for a chat model every front door."""
     root = base_url.rstrip("/")
     api, model = f"{root}/v1", json.dumps(model_id)
+    if embedding:
+        return _embeddings(api, model)
     return _openai(api, model) | _responses(api, model) | _anthropic(root, model)
+
+
+def _embeddings(api: str, model: str) -> dict[str, str]:
+    return {
+        "curl": f"""curl {api}/embeddings \\
+  -H "Authorization: Bearer $MODELYARD_API_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{{
+    "model": {model},
+    "input": "{TO_EMBED}"
+  }}'""",
+        "python": f"""import os
+from openai import OpenAI
+
+client = OpenAI(base_url="{api}", api_key=os.environ["MODELYARD_API_KEY"])
+response = client.embeddings.create(
+    model={model},
+    input="{TO_EMBED}",
+)
+print(response.data[0].embedding)""",
+        "javascript": f"""import OpenAI from "openai";
+
+const client = new OpenAI({{
+  baseURL: "{api}",
+  apiKey: process.env.MODELYARD_API_KEY,
+}});
+const response = await client.embeddings.create({{
+  model: {model},
+  input: "{TO_EMBED}",
+}});
+console.log(response.data[0].embedding);""",
+    }
 
 
 def _openai(api: str, model: str) -> dict[str, str]:

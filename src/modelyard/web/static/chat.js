@@ -13,9 +13,11 @@
   keyInput.value = localStorage.getItem(KEY) || "";
   keyInput.addEventListener("input", () => localStorage.setItem(KEY, keyInput.value.trim()));
 
+  // ?model= picks that model alone, if the room offers it (embedding models it does not).
   const wanted = new URLSearchParams(location.search).get("model");
-  if (wanted) {
-    for (const box of picks.querySelectorAll("input")) box.checked = box.value === wanted;
+  const boxes = Array.from(picks.querySelectorAll("input"));
+  if (wanted && boxes.some((box) => box.value === wanted)) {
+    for (const box of boxes) box.checked = box.value === wanted;
   }
 
   const el = (tag, cls, text) => {
