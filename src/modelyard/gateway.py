@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_APP = "default"
 # The model the first app gets. The instruction-tuned huggingface/smollm2-135m-instruct is
 # in the catalog; it becomes the default once the tests and pages that name this one move.
-BOOTSTRAP_MODEL = "google/gemma-3-270m"
+BOOTSTRAP_MODEL = "huggingface/smollm2-135m-instruct"
 BOOTSTRAP_KEY_FILE = "default_app_key"
 
 

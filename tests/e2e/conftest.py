@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.server import RunningGateway, start_gateway
 
-MODEL = "google/gemma-3-270m"
+MODEL = "huggingface/smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="session")

@@ -212,7 +212,10 @@ def nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
-HEAD = b'{"model": "google/gemma-3-270m", "messages": [{"role": "user", "content": "hi"}], '
+HEAD = (
+    b'{"model": "huggingface/smollm2-135m-instruct", '
+    b'"messages": [{"role": "user", "content": "hi"}], '
+)
 DEEP_CASES: list[tuple[str, bytes, str]] = [
     ("unknown field", b'"junk": ' + nested(5000), "junk"),
     (

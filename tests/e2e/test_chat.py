@@ -8,9 +8,10 @@ import openai
 import pytest
 from llama_cpp import Llama
 
+from modelyard.providers.local.model_file import resolve_model_path
 from tests.e2e.conftest import MODEL
 
-GGUF = "gemma-3-270m-q4_k_m.gguf"
+GGUF = "builtin:smollm2-135m-instruct"  # MODEL's file
 HELLO = [{"role": "user", "content": "Write one sentence about the sea."}]
 
 
@@ -39,7 +40,7 @@ def test_plain_completion_has_openai_shape_and_generation_id(client: openai.Open
 
 
 def test_alias_resolves_to_the_model_id(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model="gemma-3-270m", messages=HELLO, max_tokens=2)
+    completion = client.chat.completions.create(model="smollm2", messages=HELLO, max_tokens=2)
     assert completion.model == MODEL
 
 
@@ -111,7 +112,8 @@ def test_logit_bias_bans_the_greedy_first_token(client: openai.OpenAI, data_dir:
         return logprobs.content[0].token
 
     greedy = first_token(None)
-    vocab = Llama(model_path=str(data_dir / "models" / GGUF), vocab_only=True, verbose=False)
+    gguf = resolve_model_path(GGUF, data_dir, show_progress=False)
+    vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
     ids = vocab.tokenize(greedy.encode(), add_bos=False, special=False)
     assert len(ids) == 1
     assert first_token({str(ids[0]): -100}) != greedy

@@ -21,21 +21,20 @@ from modelyard.store.store import database_url
 from tests.e2e.server import RunningGateway, start_gateway
 from tests.pg import fresh_database
 
-MODEL = "google/gemma-3-270m"
+MODEL = "huggingface/smollm2-135m-instruct"
 HI = [{"role": "user", "content": "Say hi"}]
 # The embedded model with a price, so costs are not all zero.
 PRICED = """
 [[models]]
-id = "google/gemma-3-270m"
-name = "Gemma 3 270M (priced for tests)"
-aliases = ["gemma-3-270m"]
+id = "huggingface/smollm2-135m-instruct"
+name = "SmolLM2 135M Instruct (priced for tests)"
+aliases = ["smollm2"]
 context_length = 8192
 max_output = 4096
 
 [[models.endpoints]]
 provider = "local"
-upstream_model = "builtin:gemma-3-270m"
-chat_format = "gemma"
+upstream_model = "builtin:smollm2-135m-instruct"
 price = { prompt = 1.5, completion = 4.0 }
 """
 

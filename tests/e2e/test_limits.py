@@ -12,11 +12,11 @@ import pytest
 
 from tests.e2e.server import RunningGateway, start_gateway
 
-MODEL = "google/gemma-3-270m"
+MODEL = "huggingface/smollm2-135m-instruct"
 PRICED = """
 [[models]]
-id = "google/gemma-3-270m"
-name = "Gemma 3 270M (priced for tests)"
+id = "huggingface/smollm2-135m-instruct"
+name = "SmolLM2 135M Instruct (priced for tests)"
 context_length = 8192
 max_output = 4096
 rpm = 600
@@ -24,8 +24,7 @@ tpm = 1000000
 
 [[models.endpoints]]
 provider = "local"
-upstream_model = "builtin:gemma-3-270m"
-chat_format = "gemma"
+upstream_model = "builtin:smollm2-135m-instruct"
 price = { prompt = 1.5, completion = 4.0 }
 """
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}

@@ -177,7 +177,7 @@ def test_every_page_response_carries_the_security_headers(gateway: RunningGatewa
         responses = [
             client.get("/"),
             client.get("/models"),
-            client.get("/models/google/gemma-3-270m"),
+            client.get("/models/huggingface/smollm2-135m-instruct"),
             client.get("/models/nobody/nothing"),
             client.get("/chat"),
             client.get("/login?next=/apps"),
