@@ -7,11 +7,13 @@ memory (RSS of a fresh process before and after loading it).
 
     .venv/bin/python -m bench.embeddings          # in-process only
     .venv/bin/python -m bench.embeddings --gateway  # also through a gateway it starts
+    .venv/bin/python -m bench.embeddings --against REV  # and the engine at a git revision
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import resource
 import subprocess
 import sys
@@ -138,6 +140,32 @@ def per_second(run: callable[[], object], rounds: int = 10) -> float:  # type: i
     return rounds * len(BATCH) / (time.perf_counter() - start)
 
 
+def against(revision: str, data_dir: Path, rounds: int = 3) -> None:
+    """This engine and the one at a git revision, timed in turn on the same batch."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:src/modelyard/providers/local/embedding_engine.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = data_dir / "engine_then.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("engine_then", path)
+    assert spec is not None and spec.loader is not None
+    then = importlib.util.module_from_spec(spec)
+    sys.modules["engine_then"] = then  # dataclasses look their module up
+    spec.loader.exec_module(then)
+    old = then.BertEmbedder(
+        resolve_embedder_dir("builtin:all-minilm-l6-v2", data_dir), max_tokens=256
+    )
+    old.load()
+    now = local_embedder(data_dir)
+    for _ in range(rounds):
+        was = per_second(lambda: embed_texts(old, BATCH))
+        new = per_second(lambda: embed_texts(now, BATCH))
+        print(f"in-process, embeddings/s (batch of 32): {revision} {was:.0f}, now {new:.0f}")
+
+
 def load_rss(data_dir: Path) -> tuple[float, float]:
     """RSS (MB) of a fresh process with the engine imported, before and after the load."""
     out = subprocess.run(
@@ -152,8 +180,13 @@ def load_rss(data_dir: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateway", action="store_true")
+    parser.add_argument("--against", metavar="REV", help="also time the engine at a git rev")
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.against:
+        with tempfile.TemporaryDirectory() as tmp:
+            against(args.against, Path(tmp))
+        return
     if args.rss_child:
         before = rss_mb()
         loaded = local_embedder(args.rss_child)
