@@ -186,69 +186,45 @@ def test_usage_and_cost_in_the_answer_and_the_ledger(
         time.sleep(0.1)
     assert row is not None, "the generation never reached the ledger"
     assert row["model"] == EMBED
+    assert row["api_type"] == "embeddings"
     assert row["tokens_prompt"] == 6
     assert row["total_cost"] == pytest.approx(cost)
 
 
-def test_fallback_to_the_second_provider_on_a_5xx(
-    client: openai.OpenAI, fakes: tuple[FakeOpenAIChat, FakeOpenAIChat]
-) -> None:
-    first, second = fakes
-    first.embedding_failures = [503]
-    before = len(second.received)
-    raw = client.embeddings.with_raw_response.create(
-        model=EMBED, input="fall back", encoding_format="float", extra_body=ORDER
+def new_key(gateway: RunningGateway, **fields: object) -> str:
+    """A key of the app's for every model, with these limits."""
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    reply = httpx.post(f"{gateway.base_url}/admin/apps/default/keys", json=fields, headers=headers)
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["key"])
+
+
+def test_a_keys_rpm_limits_embeddings_as_it_limits_chat(gateway: RunningGateway) -> None:
+    limited = openai.OpenAI(
+        base_url=gateway.api_url, api_key=new_key(gateway, rpm=2), max_retries=0
     )
-    assert raw.http_response.json()["provider"] == "fake-b"
-    assert len(second.received) == before + 1
-    assert second.last_body["model"] == "embed-b"
-    assert raw.parse().data[0].embedding == fake_vector("fall back")
-    assert first.embedding_failures == []
+    for left in ("1", "0"):
+        raw = limited.embeddings.with_raw_response.create(
+            model=EMBED, input="counted", extra_body=ORDER
+        )
+        assert raw.headers["x-ratelimit-limit-requests"] == "2"
+        assert raw.headers["x-ratelimit-remaining-requests"] == left
+    with pytest.raises(openai.RateLimitError) as caught:
+        limited.embeddings.create(model=EMBED, input="one too many", extra_body=ORDER)
+    assert 1 <= int(caught.value.response.headers["retry-after"]) <= 60
+    assert "2 requests" in caught.value.message
 
 
-@pytest.mark.parametrize("path", ["/chat/completions", "/messages", "/responses"])
-def test_chat_doors_refuse_an_embedding_model(gateway: RunningGateway, path: str) -> None:
-    body: dict[str, object] = {"model": EMBED, "max_tokens": 16}
-    if path == "/responses":
-        body["input"] = "hi"
-    else:
-        body["messages"] = [{"role": "user", "content": "hi"}]
-    reply = httpx.post(
-        gateway.api_url + path,
-        json=body,
-        headers={"Authorization": f"Bearer {KEYS[EMBED]}", "anthropic-version": "2023-06-01"},
+def test_a_spent_budget_refuses_embeddings_with_a_402(gateway: RunningGateway) -> None:
+    # 40 words are 40 tokens at the fake: $0.00002 spent of $0.00004. The reservation counts
+    # the input generously (56 tokens here, $0.000028), so the same input no longer fits.
+    spender = openai.OpenAI(
+        base_url=gateway.api_url, api_key=new_key(gateway, limit=0.00004), max_retries=0
     )
-    assert reply.status_code == 400, reply.text
-    assert "embedding" in reply.text
-
-
-def test_embeddings_refuses_a_chat_model(gateway: RunningGateway) -> None:
-    client = openai.OpenAI(base_url=gateway.api_url, api_key=KEYS[CHAT], max_retries=0)
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.embeddings.create(model=CHAT, input="hi")
-    assert "chat" in str(caught.value.message).lower()
-
-
-@pytest.mark.parametrize(
-    ("body", "param"),
-    [
-        ({"model": EMBED, "input": []}, "input"),
-        ({"model": EMBED, "input": ""}, "input[0]"),
-        ({"model": EMBED, "input": ["x"] * 2049}, "input"),
-        ({"model": EMBED, "input": "x", "encoding_format": "int8"}, "encoding_format"),
-        ({"input": "x"}, "model"),
-    ],
-)
-def test_bad_input_is_a_400_naming_the_parameter(
-    gateway: RunningGateway, body: dict[str, object], param: str
-) -> None:
-    reply = httpx.post(
-        gateway.api_url + "/embeddings",
-        json=body,
-        headers={"Authorization": f"Bearer {KEYS[EMBED]}"},
-    )
-    assert reply.status_code == 400, reply.text
-    error = reply.json()["error"]
-    assert error["param"] == param, error
-    if len(body.get("input") or []) == 2049:  # type: ignore[arg-type]
-        assert "2048" in error["message"]
+    words = " ".join(["word"] * 40)
+    spender.embeddings.create(model=EMBED, input=words, extra_body=ORDER)
+    with pytest.raises(openai.APIStatusError) as caught:
+        spender.embeddings.create(model=EMBED, input=words, extra_body=ORDER)
+    assert caught.value.status_code == 402
+    assert "its input alone" in caught.value.message
+    assert "$0.00004" in caught.value.message

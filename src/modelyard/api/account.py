@@ -34,7 +34,8 @@ def generation_body(
     return {
         "id": row.id,
         "model": row.model,
-        "api_type": "completions",  # every API here (chat, messages, responses) generates text
+        # OpenRouter's kinds: chat, messages and responses all generate text.
+        "api_type": "embeddings" if row.api == "embeddings" else "completions",
         "provider_name": row.provider,
         "total_cost": float(row.cost),
         "usage": float(row.cost),

@@ -161,8 +161,16 @@ def refused(key: ApiKey, ask: SpendAsk, standing: Standing) -> PaymentRequired:
             f"This key's spend limit of ${limit} is used up (${spent:.6f} spent). {when}",
             metadata=metadata,
         )
-    affordable = ask.affordable_tokens(limit - spent - held)
+    remaining = limit - spent - held
     in_flight = f", ${held:.6f} held by requests in progress" if held else ""
+    if ask.prompt_alone_exceeds(remaining):
+        return PaymentRequired(
+            "This request requires more credits: its input alone may cost more than this "
+            f"key has left (its spend limit is ${limit}: ${spent:.6f} spent{in_flight}). "
+            f"Send less input. {when}",
+            metadata=metadata,
+        )
+    affordable = ask.affordable_tokens(remaining)
     return PaymentRequired(
         "This request requires more credits, or fewer max_tokens. You requested up to "
         f"{ask.requested_tokens} tokens, but can only afford {affordable} "

@@ -68,6 +68,15 @@ class SpendAsk:
         """The largest max_tokens that `remaining` covers on every route."""
         return min(route.affordable(remaining) for route in self.routes)
 
+    def prompt_alone_exceeds(self, remaining: Decimal) -> bool:
+        """Even with no answer at all, the input costs more than `remaining` on some route
+        (lowering max_tokens cannot help; an embeddings request has nothing else)."""
+        return any(
+            request_cost(route.price, prompt_tokens=route.prompt_tokens, completion_tokens=0)
+            > remaining
+            for route in self.routes
+        )
+
 
 def spend_ask(request: ChatRequest, routes: list[Route]) -> SpendAsk:
     allow_fallbacks = request.provider is None or request.provider.allow_fallbacks
