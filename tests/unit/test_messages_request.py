@@ -35,7 +35,8 @@ from modelyard.schema.chat import (
     ToolMessage,
     UserMessage,
 )
-from modelyard.schema.messages import BILLING_BLOCK, MessagesCall, parse_messages_request
+from modelyard.schema.messages import MessagesCall, parse_messages_request
+from modelyard.schema.messages_content import BILLING_BLOCK
 
 EPHEMERAL = {"type": "ephemeral"}
 USER = [{"role": "user", "content": "hi"}]
