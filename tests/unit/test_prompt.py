@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import json
 
-from modelyard.providers.local.prompt import TURN_FORMATS, TemplateFormat, Turn, request_turns
+from modelyard.providers.local.prompt import (
+    ANSWER_FROM_RESULTS,
+    TURN_FORMATS,
+    TemplateFormat,
+    Turn,
+    request_turns,
+)
 from modelyard.schema.chat import parse_chat_request
 
 
@@ -56,9 +62,38 @@ def test_tools_are_described_and_results_become_user_turns() -> None:
         ],
         tools=tools,
     )
-    assert '"name": "get_weather"' in text
-    assert '{"name": "get_weather", "arguments": {"city": "Paris"}}' in text
-    assert "Tool result (c1):\nsunny" in text
+    signature = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    assert f"<tools>\n{json.dumps(signature)}\n</tools>" in text
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    assert f"<start_of_turn>model\n{call}<end_of_turn>\n" in text
+    result = f"<tool_response>\nsunny\n</tool_response>{ANSWER_FROM_RESULTS}"
+    assert f"<start_of_turn>user\n{result}<end_of_turn>" in text
+
+
+def test_results_of_one_turn_share_a_user_turn_and_none_hides_the_tools() -> None:
+    calls = [
+        {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        for i in (1, 2)
+    ]
+    messages: list[dict[str, object]] = [
+        {"role": "user", "content": "Go"},
+        {"role": "assistant", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "c1", "content": "one"},
+        {"role": "tool", "tool_call_id": "c2", "content": "two"},
+    ]
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    text = render(messages, tools=tools)
+    both = "<tool_response>\none\n</tool_response>\n<tool_response>\ntwo\n</tool_response>"
+    assert f"<start_of_turn>user\n{both}{ANSWER_FROM_RESULTS}<end_of_turn>" in text
+    assert '"parameters": {"type": "object", "properties": {}}' in text
+    assert "<tools>" not in render(messages, tools=tools, tool_choice="none")
 
 
 CHATML = (

@@ -826,6 +826,25 @@ def test_allow_text() -> None:
     assert call == ("get_weather", '{"location":""}')
     strict = tool_call_constraint(TOOLS)
     assert parse_tool_call(strict.close("")) == ("get_weather", '{"location":""}')
+    assert strict.call_grammar is None
+    # A call in the tag the prompt shows, cut anywhere, closes into a valid call.
+    for cut in ["<", "<tool_call>", "<tool_call>\n", '<tool_call>\n{"name": "get_w']:
+        assert parse_tool_call(cut + c.close(cut)) == ("get_weather", '{"location":""}')
+
+
+def test_auto_grammars_split_calls_from_text(vocab: Any) -> None:
+    c = tool_call_constraint(TOOLS, allow_text=True)
+    assert c.call_grammar is not None
+    call = '{"name": "get_weather", "arguments": {"location": "Paris"}}'
+    assert accepts(vocab, c.grammar, "Hello there") and accepts(vocab, c.grammar, call)
+    # Once the first token chose a call, only the call in its tag is allowed.
+    assert accepts(vocab, c.call_grammar, "<tool_call>\n" + call)
+    assert not accepts(vocab, c.call_grammar, call)
+    assert not accepts(vocab, c.call_grammar, "Hello there")
+    assert parse_tool_call("<tool_call>\n" + call + "</tool_call>") == (
+        "get_weather",
+        '{"location":"Paris"}',
+    )
 
 
 def test_parse_tool_call() -> None:

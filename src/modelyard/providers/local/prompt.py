@@ -2,8 +2,10 @@
 
 A GGUF that carries a chat template is rendered with it (Jinja, as llama.cpp does).
 Base models such as Gemma 3 270M carry none, so the endpoint's `chat_format` names a turn
-format from `TURN_FORMATS`. Tools and structured-output instructions become system text;
-tool results become user turns, since small local models have no tool role.
+format from `TURN_FORMATS`. Tools and structured-output instructions become system text.
+Tools are written the way SmolLM2's and Qwen's templates expect: signatures inside
+`<tools></tools>`, calls as `<tool_call>{"name": ..., "arguments": ...}</tool_call>`, results
+as user turns wrapped in `<tool_response></tool_response>` (small local models have no tool role).
 """
 
 from __future__ import annotations
@@ -59,11 +61,18 @@ def _append_message(message: Message, system: list[str], turns: list[Turn]) -> N
         parts = [content_text(message.content)] if message.content is not None else []
         for call in message.tool_calls or ():
             arguments = call.function.arguments or "{}"
-            parts.append(f'{{"name": {json.dumps(call.function.name)}, "arguments": {arguments}}}')
+            body = f'{{"name": {json.dumps(call.function.name)}, "arguments": {arguments}}}'
+            parts.append(f"<tool_call>\n{body}\n</tool_call>")
         turns.append(Turn("assistant", "\n".join(p for p in parts if p)))
     elif isinstance(message, ToolMessage):
         text = content_text(message.content)
-        turns.append(Turn("user", f"Tool result ({message.tool_call_id}):\n{text}"))
+        response = f"<tool_response>\n{text}\n</tool_response>"
+        # Consecutive results of one turn's calls share a user turn, as the templates do.
+        if turns and turns[-1].role == "user" and turns[-1].text.startswith("<tool_response>"):
+            response = f"{turns[-1].text.removesuffix(ANSWER_FROM_RESULTS)}\n{response}"
+            turns.pop()
+        # Without this line SmolLM2 135M repeats the call it just made instead of answering.
+        turns.append(Turn("user", response + ANSWER_FROM_RESULTS))
     else:
         role = type(message).__struct_config__.tag
         text = content_text(message.content)
@@ -84,25 +93,38 @@ def content_text(content: Content | None) -> str:
 def _output_instructions(request: ChatRequest) -> str:
     lines: list[str] = []
     if request.tools and request.tool_choice != "none":
-        lines.append("You can call these functions:")
-        for tool in request.tools:
-            fn = tool.function
-            spec = {
-                "name": fn.name,
-                "description": fn.description or "",
-                "parameters": fn.parameters,
-            }
-            lines.append(json.dumps(spec))
-        lines.append(
-            'To call a function, reply with only JSON: {"name": <function name>, '
-            '"arguments": <arguments object>}.'
-        )
+        lines.append(tools_text(request))
     fmt = request.response_format
     if isinstance(fmt, JsonSchemaFormat):
         schema = json.dumps(fmt.json_schema.schema or {"type": "object"})
         lines.append(f"Reply with only a JSON object that matches this JSON Schema: {schema}")
     elif isinstance(fmt, JsonObjectFormat):
         lines.append("Reply with only a JSON object.")
+    return "\n".join(lines)
+
+
+ANSWER_FROM_RESULTS = "\nUsing this result, answer my question in plain text, without a tool call."
+TOOLS_HEADER = (
+    "# Tools\n\nYou may call one of these functions to answer the user.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_FOOTER = (
+    "</tools>\n\nWhen the user's request needs one of these functions, reply with only the "
+    "call: a JSON object with the function name and arguments within <tool_call></tool_call> "
+    'XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n'
+    "</tool_call>\nOtherwise answer in plain text."
+)
+
+
+def tools_text(request: ChatRequest) -> str:
+    """The system text that lists the request's tools and how to call them."""
+    lines = [TOOLS_HEADER]
+    for tool in request.tools or ():
+        fn = tool.function
+        spec: dict[str, Any] = {"name": fn.name, "description": fn.description or ""}
+        spec["parameters"] = fn.parameters or {"type": "object", "properties": {}}
+        lines.append(json.dumps({"type": "function", "function": spec}))
+    lines.append(TOOLS_FOOTER)
     return "\n".join(lines)
 
 

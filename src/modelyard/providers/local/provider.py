@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -41,7 +41,11 @@ from modelyard.providers.local.prompt import (
     TurnFormat,
     request_turns,
 )
-from modelyard.providers.local.sampling import SamplingParams
+from modelyard.providers.local.sampling import (
+    CALL_THRESHOLD,
+    FOLLOW_UP_CALL_THRESHOLD,
+    SamplingParams,
+)
 from modelyard.providers.local.structured import (
     OutputConstraint,
     json_object_constraint,
@@ -54,6 +58,7 @@ from modelyard.schema.chat import (
     JsonObjectFormat,
     JsonSchemaFormat,
     NamedToolChoice,
+    ToolMessage,
 )
 
 if TYPE_CHECKING:
@@ -187,8 +192,8 @@ class LocalProvider:
         job = plan.job
         self._submit(job, endpoint)
         pieces: list[str] = []
-        # A tool call is sent whole once complete; with tool_choice "auto" the first
-        # non-blank character tells a tool call ("{") from a plain answer.
+        # A tool call is sent whole once complete; with tool_choice "auto" the sampler's first
+        # token chose, and the first non-blank character tells a call ("{" or "<") from text.
         mode = _UNDECIDED if plan.tool_mode else _TEXT
         # The first piece tells the prompt's size (the Messages API's message_start shows
         # it; a stream cut short bills it).
@@ -326,10 +331,15 @@ class LocalProvider:
         max_tokens = min(limit or default, endpoint.max_output, room)
         constraint = _constraint(request) if _wants_structure(request, supported) else None
         tool_mode = bool(request.tools) and request.tool_choice != "none" and "tools" in supported
+        params = _sampling(request, supported)
+        if constraint is not None and constraint.call_grammar is not None:
+            follow_up = isinstance(request.messages[-1], ToolMessage)
+            threshold = FOLLOW_UP_CALL_THRESHOLD if follow_up else CALL_THRESHOLD
+            params = replace(params, call_grammar=constraint.call_grammar, call_threshold=threshold)
         job = GenerationJob(
             prompt_tokens=tokens,
             max_tokens=max_tokens,
-            params=_sampling(request, supported),
+            params=params,
             stop=request.stop_sequences if "stop" in supported else [],
             grammar=constraint.grammar if constraint else None,
             top_logprobs=(request.top_logprobs or 0)
@@ -410,7 +420,7 @@ def _decide_mode(text: str, constraint: OutputConstraint | None) -> str:
     stripped = text.lstrip()
     if not stripped:
         return _UNDECIDED
-    if stripped.startswith("{") or constraint is None or not constraint.allow_text:
+    if stripped.startswith(("{", "<")) or constraint is None or not constraint.allow_text:
         return _TOOL
     return _TEXT
 

@@ -25,6 +25,15 @@ DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_K = 64
 DEFAULT_TOP_P = 0.95
 PENALTY_WINDOW = 64
+# tool_choice "auto": call a tool when the model puts at least this much probability on a
+# call-opening first token ("{" or "<", as in "<tool_call>"). Measured on SmolLM2 135M with
+# bench/tools_auto.py's prompts: the probability is 0.02-0.19 (median ~0.04) on prompts that
+# need a tool and 0.00-0.05 (median ~0.004) on prompts that do not, while the argmax token is
+# almost never the call; 0.02 separates the two sets best.
+CALL_THRESHOLD = 0.02
+# Right after a tool result the same model puts 0.3-0.4 on repeating the call it just made
+# (it cannot chain calls usefully): a follow-up call must be the likelier branch.
+FOLLOW_UP_CALL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,9 @@ class SamplingParams:
     presence_penalty: float = 0.0
     seed: int | None = None
     logit_bias: dict[int, float] | None = None
+    # tool_choice "auto": the grammar of a call, chosen or not by the first token (CALL_THRESHOLD).
+    call_grammar: str | None = None
+    call_threshold: float = CALL_THRESHOLD
 
 
 class TokenSampler:
@@ -48,28 +60,64 @@ class TokenSampler:
         self._n_vocab = llm.n_vocab()
         self._chain = _chain(llm, params)
         self._grammar: Any = None
-        if grammar is not None:
-            self._grammar = llama_cpp.llama_sampler_init_grammar(
-                llm._model.vocab, grammar.encode("utf-8"), b"root"
-            )
-            if not self._grammar:
-                self._chain.close()
-                raise ValueError("llama.cpp rejected the output grammar")
+        self._call_grammar = params.call_grammar
+        self._call_threshold = params.call_threshold
+        if grammar is not None or self._call_grammar is not None:
             self._candidates = (llama_cpp.llama_token_data * self._n_vocab)()
             self._view = np.ctypeslib.as_array(self._candidates)
             self._ids = np.arange(self._n_vocab, dtype=np.int32)
             self._one = (llama_cpp.llama_token_data * 1)()
+        if grammar is not None and self._call_grammar is None:
+            self._grammar = self._init_grammar(grammar)
+
+    def _init_grammar(self, grammar: str) -> Any:
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            self._llm._model.vocab, grammar.encode("utf-8"), b"root"
+        )
+        if not sampler:
+            self._chain.close()
+            raise ValueError("llama.cpp rejected the output grammar")
+        return sampler
 
     def sample(self) -> int:
         ctx = self._llm._ctx
+        if self._call_grammar is not None:
+            return self._first_of_auto()
         if self._grammar is None:
             return int(self._chain.sample(ctx, -1))  # samples and accepts in C
-        pointer = llama_cpp.llama_get_logits_ith(ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+        logits = self._logits()
         token = self._apply(logits, with_grammar=False)
         if not self._grammar_allows(token):
             token = self._apply(logits, with_grammar=True)
         llama_cpp.llama_sampler_accept(self._grammar, token)
+        self._chain.accept(token)
+        return token
+
+    def _logits(self) -> np.ndarray[Any, Any]:
+        pointer = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+
+    def _first_of_auto(self) -> int:
+        """The first token under tool_choice "auto": a call or text, by the call's probability.
+
+        Decided on the model's own distribution (no temperature, no draw), so the same prompt
+        always makes the same choice; sampling within the chosen branch is as usual.
+        """
+        call_grammar, self._call_grammar = self._call_grammar, None
+        assert call_grammar is not None
+        starts, blank = call_masks(self._llm)
+        logits = self._logits()
+        shifted = np.exp(logits - logits.max())
+        if shifted[starts].sum() / shifted.sum() >= self._call_threshold:
+            self._grammar = self._init_grammar(call_grammar)
+            token = self._apply(logits, with_grammar=True)
+            llama_cpp.llama_sampler_accept(self._grammar, token)
+        else:
+            # Text: its first token may not open a call or be only blanks, so the first
+            # non-blank character tells a call ("{") from text downstream.
+            banned = logits.copy()
+            banned[starts | blank] = -np.inf
+            token = self._apply(banned, with_grammar=False)
         self._chain.accept(token)
         return token
 
@@ -125,3 +173,22 @@ def _chain(llm: Llama, p: SamplingParams) -> LlamaSampler:
     seed = p.seed if p.seed is not None else random.getrandbits(32)
     sampler.add_dist(seed & 0xFFFFFFFF)
     return sampler
+
+
+_MASKS: dict[int, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+
+
+def call_masks(llm: Llama) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(tokens that open a call: "{" or "<" after blanks; tokens that are only blanks)."""
+    key = id(llm._model)
+    if key not in _MASKS:
+        vocab = llm._model.vocab
+        buf = ctypes.create_string_buffer(128)
+        pieces = []
+        for token in range(llm.n_vocab()):
+            n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+            pieces.append(buf.raw[: max(n, 0)].decode("utf-8", "replace"))
+        starts = np.array([p.lstrip().startswith(("{", "<")) for p in pieces])
+        blank = np.array([bool(p) and not p.strip() for p in pieces])
+        _MASKS[key] = starts, blank
+    return _MASKS[key]

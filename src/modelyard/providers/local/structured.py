@@ -60,6 +60,7 @@ _CHAR = r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 _NAMED_SCHEMAS = ("properties", "patternProperties", "dependentSchemas")
 _DATA_KEYS = ("const", "enum", "default", "examples")
 _RULE = re.compile(r"([A-Za-z0-9-]+) ::= ")
+CALL_TAG = "<tool_call>\n"
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,19 @@ class OutputConstraint:
     grammar: str  # GBNF text whose start rule is named `root`
     schema: dict[str, Any] | None  # the bounded schema the output matches (None: any object)
     allow_text: bool = False  # tool_choice "auto": plain text (not starting with "{") is fine
+    # With allow_text: the call alone, opened by CALL_TAG as the prompt asks (the model picks
+    # the right tool more often after the tag it was shown), used once the first token chose
+    # a call; see sampling.CALL_THRESHOLD.
+    call_grammar: str | None = None
 
     def close(self, partial: str) -> str:
         """The suffix that makes a cut output valid ("" if it is complete or plain text)."""
-        if self.allow_text and not partial.lstrip().startswith("{"):
+        stripped = partial.lstrip()
+        if self.call_grammar is not None and stripped.startswith("<"):
+            if CALL_TAG.startswith(stripped):  # cut inside the tag
+                return CALL_TAG[len(stripped) :] + close_json("", self.schema)
+            return close_json(stripped[len(CALL_TAG) :], self.schema)
+        if self.allow_text and not stripped.startswith("{"):
             return ""
         return close_json(partial, self.schema)
 
@@ -117,11 +127,19 @@ def tool_call_constraint(
         )
     schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
     bounded = _bound_document({**schema, "$defs": defs} if defs else schema)
-    return OutputConstraint(_grammar(bounded, allow_text=allow_text), bounded, allow_text)
+    if not allow_text:
+        return OutputConstraint(_grammar(bounded), bounded)
+    return OutputConstraint(
+        _grammar(bounded, allow_text=True), bounded, True, call_grammar=_grammar(bounded, tag=True)
+    )
 
 
 def parse_tool_call(text: str) -> tuple[str, str] | None:
-    """(name, arguments as compact JSON) if `text` is a tool call as the grammar writes it."""
+    """(name, arguments as compact JSON) if `text` is a tool call as the grammar writes it,
+    bare or inside <tool_call></tool_call>."""
+    text = text.strip()
+    if text.startswith(CALL_TAG):
+        text = text[len(CALL_TAG) :].removesuffix("</tool_call>")
     try:
         call = json.loads(text)
     except ValueError:
@@ -237,7 +255,7 @@ def _bound(s: Any) -> Any:
 
 
 # -- grammars -----------------------------------------------------------------------------------
-def _grammar(schema: dict[str, Any], *, allow_text: bool = False) -> str:
+def _grammar(schema: dict[str, Any], *, allow_text: bool = False, tag: bool = False) -> str:
     try:
         make: Any = _Converter  # the converter is untyped
         converter = make(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
@@ -259,6 +277,10 @@ def _grammar(schema: dict[str, Any], *, allow_text: bool = False) -> str:
         rules[call] = rules.pop("root")
         rules[text] = r"[^{ \t\r\n] [^\x00]*"
         rules["root"] = f"{call} | {text}"
+    elif tag:
+        call = _fresh(rules, "tool-call")
+        rules[call] = rules.pop("root")
+        rules["root"] = f'"<tool_call>\\n" {call}'
     grammar = "\n".join(f"{name} ::= {body}" for name, body in rules.items())
     _check(grammar)
     return grammar
