@@ -43,7 +43,8 @@ from modelyard.providers.base import (
 )
 from modelyard.schema.chat import AssistantMessage, FunctionCall
 from modelyard.schema.chat import ToolCall as ChatToolCall
-from modelyard.schema.responses import ResponsesCall, items_to_messages, parse_responses_request
+from modelyard.schema.responses import ResponsesCall, parse_responses_request
+from modelyard.schema.responses_items import items_to_messages
 from modelyard.schema.responses_render import (
     ResponsesStreamWriter,
     error_code,

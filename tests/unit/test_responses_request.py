@@ -40,10 +40,10 @@ from modelyard.schema.chat import (
 from modelyard.schema.responses import (
     ResponsesCall,
     function_name,
-    items_to_messages,
     parse_responses_request,
     with_history,
 )
+from modelyard.schema.responses_items import items_to_messages
 
 WEATHER = {
     "type": "function",

@@ -4,7 +4,7 @@ the text a tool message holds and the media that follow it in a user message."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -35,12 +35,9 @@ def convert(
         raise error(exc, where) from exc
 
 
-def disallowed(parts: Sequence[msgspec.Struct], allowed: tuple[type, ...]) -> tuple[int, str]:
-    """The index and `type` of the first part not of an allowed kind; (-1, "") if none."""
-    for index, part in enumerate(parts):
-        if not isinstance(part, allowed):
-            return index, str(type(part).__struct_config__.tag)
-    return -1, ""
+def disallowed_kind(part: msgspec.Struct, allowed: tuple[type, ...]) -> str | None:
+    """The `type` of a part that a message of its role may not hold, or None."""
+    return None if isinstance(part, allowed) else str(type(part).__struct_config__.tag)
 
 
 def text_and_media(parts: Iterable[Part]) -> tuple[str | list[Part], list[Part]]:

@@ -24,7 +24,7 @@ from modelyard.schema.chat import (
     ToolMessage,
     UserMessage,
 )
-from modelyard.schema.decoding import A_ROLE, disallowed, text_and_media
+from modelyard.schema.decoding import A_ROLE, disallowed_kind, text_and_media
 from modelyard.schema.messages_errors import error
 from modelyard.schema.messages_wire import (
     ALLOWED_BLOCKS,
@@ -77,12 +77,14 @@ def turn_messages(turn: Turn, where: str, *, final: bool) -> list[Message]:
             "all messages must have non-empty content "
             "except for the optional final assistant message",
         )
-    index, kind = disallowed(content, ALLOWED_BLOCKS[turn.role])
-    if kind:
-        raise error(
-            f"{where}.content.{index}.type",
-            f"{A_ROLE[turn.role]} message cannot hold {kind!r} blocks",
-        )
+    allowed = ALLOWED_BLOCKS[turn.role]
+    for index, block in enumerate(content):
+        kind = disallowed_kind(block, allowed)
+        if kind is not None:
+            raise error(
+                f"{where}.content.{index}.type",
+                f"{A_ROLE[turn.role]} message cannot hold {kind!r} blocks",
+            )
     if turn.role == "user":
         return _user_turn(content, where)
     if turn.role == "system":
