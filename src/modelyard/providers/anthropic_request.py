@@ -18,8 +18,8 @@ from typing import Any
 
 from modelyard.catalog import Endpoint
 from modelyard.errors import InvalidRequest
+from modelyard.providers.anthropic_caching import add_cache_breakpoints
 from modelyard.providers.base import output_tokens
-from modelyard.providers.prompt_caching import add_cache_breakpoints
 from modelyard.schema.chat import (
     AssistantMessage,
     CacheControl,
