@@ -97,8 +97,8 @@ class Gateway:
 
     @classmethod
     def create(cls, settings: Settings, providers: ProviderRegistry | None = None) -> Gateway:
-        catalog = load_catalog(settings.catalog_file)
         registry = providers or builtin_registry(load_local=settings.load_local_models)
+        catalog = load_catalog(settings.catalog_file, kinds=registry.kinds_info())
         admin_key = ensure_admin_key(settings)
         return cls(
             settings=settings,

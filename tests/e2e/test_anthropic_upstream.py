@@ -29,7 +29,7 @@ from modelyard.catalog.catalog import build_catalog
 from modelyard.catalog.spec import EndpointSpec, ModelSpec, ProviderSpec
 from modelyard.config import Settings
 from modelyard.gateway import Gateway
-from modelyard.providers.anthropic import AnthropicProvider
+from modelyard.providers.anthropic import ANTHROPIC_KIND, AnthropicProvider
 from modelyard.providers.base import Delta
 from modelyard.providers.registry import ProviderContext, ProviderRegistry, builtin_registry
 from modelyard.schema.chat import parse_chat_request
@@ -109,7 +109,7 @@ class Harness:
         )
         # Only the adapter under test: the built-in catalog's local model is not loaded.
         registry = ProviderRegistry()
-        registry.register("anthropic", AnthropicProvider)
+        registry.register(ANTHROPIC_KIND, AnthropicProvider)
         app = build_app(settings, Gateway.create(settings, providers=registry))
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

@@ -30,7 +30,7 @@ from modelyard.catalog import load_catalog
 from modelyard.config import Settings
 from modelyard.gateway import Gateway
 from modelyard.providers.base import Delta
-from modelyard.providers.openai import OpenAIProvider
+from modelyard.providers.openai import OPENAI_KIND, OpenAIProvider
 from modelyard.providers.registry import ProviderContext, ProviderRegistry
 from modelyard.schema.chat import parse_chat_request
 from tests.e2e.server import free_port
@@ -229,7 +229,7 @@ class InProcessGateway:
             bootstrap_app=False,
         )
         registry = ProviderRegistry()
-        registry.register("openai", OpenAIProvider)
+        registry.register(OPENAI_KIND, OpenAIProvider)
         app = build_app(settings, Gateway.create(settings, providers=registry))
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

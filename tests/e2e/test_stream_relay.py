@@ -25,6 +25,7 @@ from modelyard.config import Settings
 from modelyard.errors import UpstreamError
 from modelyard.gateway import Gateway
 from modelyard.providers.base import Completion, Delta, Finish, StreamEvent, Usage
+from modelyard.providers.openai import OPENAI_KIND
 from modelyard.providers.registry import ProviderContext, ProviderRegistry
 from modelyard.schema.chat import ChatRequest, UserMessage
 from tests.e2e.server import free_port
@@ -121,7 +122,7 @@ class InProcessGateway:
             self.provider = ScriptedProvider(context.catalog)
             return self.provider
 
-        registry.register("openai", make)
+        registry.register(OPENAI_KIND, make)
         app = build_app(settings, Gateway.create(settings, providers=registry))
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

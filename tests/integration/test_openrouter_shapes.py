@@ -27,7 +27,7 @@ from tests.pg import fresh_database
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
 
 LOCAL = ProviderSpec(id="local", kind="local", region="local")
-UPSTREAM = ProviderSpec(id="up", kind="openai", name="Up Inc", region="eu", kv_cache_mb=0)
+UPSTREAM = ProviderSpec(id="up", kind="openai", name="Up Inc", region="eu")
 CATALOG = build_catalog(
     [LOCAL, UPSTREAM],
     [

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from modelyard.catalog import CatalogError, load_catalog
+from modelyard.catalog import CatalogError, ProviderKindInfo, load_catalog
+from modelyard.providers.local.options import LocalEndpointOptions, LocalProviderOptions
+from modelyard.providers.registry import ProviderRegistry, builtin_kinds
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -75,7 +80,25 @@ upstream_model = "builtin:gemma-3-270m"
     ("text", "expected"),
     [
         ("[[models]\n", "not valid TOML"),
-        ('[[providers]]\nid = "x"\nkind = "grpc"\n', "providers[0] (id 'x'): kind"),
+        (
+            '[[providers]]\nid = "x"\nkind = "grpc"\n',
+            "providers[0] (id 'x'): kind: 'grpc' is not a provider kind"
+            " (known: anthropic, local, openai)",
+        ),
+        (
+            '[[providers]]\nid = "x"\nkind = "openai"\nthreads = 2\n',
+            "providers[0] (id 'x'): unknown field(s) threads (kind 'openai' has none)",
+        ),
+        ('[[providers]]\nid = "x"\nkind = "local"\nthreadz = 2\n', "unknown field `threadz`"),
+        (
+            '[[providers]]\nid = "x"\nkind = "local"\nkv_cache_mb = -1\n',
+            "providers[0] (id 'x'): kv_cache_mb: Expected `int` >= 0 (kind 'local')",
+        ),
+        (
+            '[[models]]\nid = "a/b"\nname = "n"\n[[models.endpoints]]\nprovider = "openrouter"\n'
+            'upstream_model = "m"\nchat_format = "gemma"\n',
+            "models[0] (id 'a/b'): endpoints[0]: unknown field(s) chat_format (kind 'openai'",
+        ),
         ('[[providers]]\nid = "x"\nkind = "openai"\nbase_urll = "y"\n', "base_urll"),
         ('[[models]]\nid = "a/b"\nname = "n"\nendpoints = []\n', "models[0] (id 'a/b'): endpoints"),
         (
@@ -108,3 +131,97 @@ def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, expected: s
 def test_missing_catalog_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read"):
         load_catalog(tmp_path / "absent.toml")
+
+
+def test_kind_fields_are_written_on_the_entry_and_validated_by_the_kind(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[providers]]
+id = "small-box"
+kind = "local"
+threads = 2
+kv_cache_mb = 0
+
+[[models]]
+id = "acme/tiny"
+name = "Tiny"
+[[models.endpoints]]
+provider = "small-box"
+upstream_model = "builtin:gemma-3-270m"
+chat_format = "gemma"
+""",
+    )
+    catalog = load_catalog(path)
+    assert catalog.providers["small-box"].options == LocalProviderOptions(threads=2, kv_cache_mb=0)
+    model = catalog.find("acme/tiny")
+    assert model is not None
+    (endpoint,) = model.endpoints
+    assert endpoint.spec.options == LocalEndpointOptions(chat_format="gemma")
+    # No memory for saved prompt states: the kind says it caches nothing implicitly.
+    assert endpoint.implicit_caching is False
+    builtin = catalog.find("google/gemma-3-270m")
+    assert builtin is not None and builtin.endpoints[0].implicit_caching is True
+    assert builtin.endpoints[0].provider.options == LocalProviderOptions()
+
+
+class EchoOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    voice: str = "plain"
+
+
+ECHO = ProviderKindInfo(
+    kind="echo",
+    default_parameters=frozenset({"max_tokens", "echo_depth"}),
+    provider_options=EchoOptions,
+    implicit_caching=lambda spec: True,
+)
+ECHO_CATALOG = """
+[[providers]]
+id = "echoes"
+kind = "echo"
+voice = "loud"
+
+[[models]]
+id = "acme/echo"
+name = "Echo"
+[[models.endpoints]]
+provider = "echoes"
+upstream_model = "e"
+[[models.endpoints]]
+provider = "openrouter"
+upstream_model = "e"
+supported_parameters = ["echo_depth"]
+"""
+
+
+def test_a_registered_kind_validates_with_its_own_fields_and_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, ECHO_CATALOG)
+    registry = ProviderRegistry()
+    registry.register(ECHO, lambda context: NotImplemented)
+    catalog = load_catalog(path, kinds=registry.kinds_info())
+    assert catalog.providers["echoes"].options == EchoOptions(voice="loud")
+    model = catalog.find("acme/echo")
+    assert model is not None
+    echo, other = model.endpoints
+    assert echo.supported_parameters == {"max_tokens", "echo_depth"}
+    assert echo.implicit_caching is True
+    assert other.supported_parameters == {"echo_depth"}
+    # Unregistered, the same file names an unknown kind.
+    with pytest.raises(CatalogError, match="'echo' is not a provider kind"):
+        load_catalog(path, kinds=builtin_kinds())
+
+
+def test_the_catalog_validates_local_entries_without_importing_llama_cpp() -> None:
+    script = (
+        "import sys\n"
+        "from modelyard.catalog import load_catalog\n"
+        "from modelyard.providers.registry import builtin_registry\n"
+        "registry = builtin_registry(load_local=False)\n"
+        "catalog = load_catalog(kinds=registry.kinds_info())\n"
+        "assert catalog.providers['local'].options is not None\n"
+        "assert 'local' not in registry.kinds()\n"
+        "print('llama_cpp' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"

@@ -142,10 +142,8 @@ def endpoint_body(endpoint: Endpoint, stats: EndpointStats | None = None) -> dic
         "zdr": provider.zdr,
         "supported_parameters": sorted(_parameters(endpoint)),
         "supports_tool_choice": _tool_choice(_parameters(endpoint)),
-        # The embedded chat models reuse saved prompt states with no request asking for it.
-        "supports_implicit_caching": (
-            provider.kind == "local" and provider.kv_cache_mb > 0 and not _embedding(endpoint)
-        ),
+        # As the endpoint's provider kind declares (the embedded chat models reuse prompt states).
+        "supports_implicit_caching": endpoint.implicit_caching and not _embedding(endpoint),
         "supports_voice_cloning": False,
         "status": 0,
         # From the ledger (modelyard.stats); null means "no data in that window". Uptime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from modelyard.catalog.parameters import DEFAULT_PARAMETERS
+from modelyard.catalog.kinds import ProviderKinds, builtin_kinds
 from modelyard.catalog.spec import EndpointSpec, ModelSpec, Price, ProviderSpec
 
 
@@ -18,6 +18,8 @@ class Endpoint:
     context_length: int
     max_output: int
     supported_parameters: frozenset[str]
+    # The provider reuses prompt prefixes with no request asking (its kind says when).
+    implicit_caching: bool = False
 
     @property
     def id(self) -> str:
@@ -62,13 +64,18 @@ class Catalog:
         return self.models.get(f"{author}/{slug}")
 
 
-def build_catalog(providers: list[ProviderSpec], models: list[ModelSpec]) -> Catalog:
+def build_catalog(
+    providers: list[ProviderSpec], models: list[ModelSpec], kinds: ProviderKinds | None = None
+) -> Catalog:
+    """`kinds`: what each provider kind declares; None: the built-in adapters'."""
+    kinds = builtin_kinds() if kinds is None else kinds
     by_id = {p.id: p for p in providers}
     resolved: dict[str, Model] = {}
     for spec in models:
         endpoints = []
         for ep in spec.endpoints:
             provider = by_id[ep.provider]
+            info = kinds[provider.kind]
             context = ep.context_length or spec.context_length
             endpoints.append(
                 Endpoint(
@@ -80,8 +87,9 @@ def build_catalog(providers: list[ProviderSpec], models: list[ModelSpec]) -> Cat
                     supported_parameters=(
                         frozenset(ep.supported_parameters)
                         if ep.supported_parameters is not None
-                        else DEFAULT_PARAMETERS[provider.kind]
+                        else info.default_parameters
                     ),
+                    implicit_caching=info.implicit_caching(provider),
                 )
             )
         resolved[spec.id] = Model(spec=spec, endpoints=tuple(endpoints))

@@ -1,4 +1,5 @@
-"""Which request parameters each wire protocol understands, unless an endpoint says otherwise.
+"""Request parameter names: the sets adapters build their defaults from (their
+`ProviderKindInfo.default_parameters`), and the ones any endpoint may list.
 
 Parameters outside an endpoint's set are dropped before the call (SPEC §1), and
 `provider.require_parameters` filters endpoints on them.
@@ -21,18 +22,5 @@ SAMPLING_FIELDS = (
 SAMPLING = frozenset(SAMPLING_FIELDS) | {"logit_bias", "logprobs", "top_logprobs"}
 ALWAYS = frozenset({"max_tokens", "stop"})
 
-DEFAULT_PARAMETERS: dict[str, frozenset[str]] = {
-    "local": ALWAYS
-    | (SAMPLING - {"top_a"})
-    | {"tools", "tool_choice", "response_format", "structured_outputs"},
-    "openai": ALWAYS
-    | SAMPLING
-    | {"tools", "tool_choice", "parallel_tool_calls", "response_format", "structured_outputs"},
-    "anthropic": ALWAYS | {"temperature", "top_p", "top_k", "tools", "tool_choice", "reasoning"},
-}
-
-# Every parameter name that `supported_parameters` in a catalog may list.
-KNOWN_PARAMETERS = frozenset().union(*DEFAULT_PARAMETERS.values()) | {
-    "include_reasoning",
-    "parallel_tool_calls",
-}
+# Parameters an endpoint may list that are no kind's default.
+EXTRA_PARAMETERS = frozenset({"include_reasoning", "parallel_tool_calls"})

@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 
 import msgspec
 
-ProviderKind = Literal["openai", "anthropic", "local"]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 ModelId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._:-]*$")]
@@ -28,7 +27,8 @@ class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     id: Slug
-    kind: ProviderKind
+    # A kind the provider registry knows; the loader checks it.
+    kind: str
     name: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
@@ -38,11 +38,9 @@ class ProviderSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     first_token_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     total_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
-    # kind = "local" only: llama.cpp threads and the most requests allowed to wait.
-    threads: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    max_queue: Annotated[int, msgspec.Meta(ge=1)] = 64
-    # Memory for saved prompt states (KV prefix reuse across conversations), in MB.
-    kv_cache_mb: Annotated[int, msgspec.Meta(ge=0)] = 512
+    # The kind's own fields (its `provider_options` struct), which the operator writes on
+    # the entry itself; set by the loader.
+    options: msgspec.Struct | None = None
 
     @property
     def display_name(self) -> str:
@@ -58,10 +56,10 @@ class EndpointSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     context_length: Annotated[int, msgspec.Meta(ge=1)] | None = None
     max_output: Annotated[int, msgspec.Meta(ge=1)] | None = None
     quantization: str | None = None
-    # Turn format when the GGUF carries no chat template (kind "local"), e.g. "gemma".
-    chat_format: str | None = None
     # Parameters this endpoint accepts; None means the provider kind's defaults.
     supported_parameters: list[str] | None = None
+    # The provider kind's own endpoint fields (its `endpoint_options`), as for ProviderSpec.
+    options: msgspec.Struct | None = None
 
 
 class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -11,6 +11,8 @@ from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 from modelyard.catalog import Endpoint
+from modelyard.catalog.kinds import ProviderKindInfo
+from modelyard.catalog.parameters import ALWAYS
 from modelyard.catalog.spec import ProviderSpec
 from modelyard.errors import UpstreamError
 from modelyard.providers.anthropic_native import (
@@ -31,6 +33,13 @@ from modelyard.schema.chat import ChatRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+# Its prompt caching is explicit (cache_control, see anthropic_caching), not implicit.
+ANTHROPIC_KIND = ProviderKindInfo(
+    kind="anthropic",
+    default_parameters=ALWAYS
+    | {"temperature", "top_p", "top_k", "tools", "tool_choice", "reasoning"},
+)
 
 
 class AnthropicProvider(HttpAdapter):

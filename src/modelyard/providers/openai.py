@@ -12,6 +12,8 @@ from collections.abc import AsyncGenerator
 from typing import ClassVar
 
 from modelyard.catalog import Endpoint
+from modelyard.catalog.kinds import ProviderKindInfo
+from modelyard.catalog.parameters import ALWAYS, SAMPLING
 from modelyard.catalog.spec import ProviderSpec
 from modelyard.errors import UpstreamError
 from modelyard.providers.base import Completion, Embeddings, JSONDict, StreamEvent
@@ -20,6 +22,13 @@ from modelyard.providers.openai_request import request_body
 from modelyard.providers.openai_response import StreamReader, parse_completion, parse_embeddings
 from modelyard.schema.chat import ChatRequest
 from modelyard.schema.embeddings import EmbeddingsRequest
+
+OPENAI_KIND = ProviderKindInfo(
+    kind="openai",
+    default_parameters=ALWAYS
+    | SAMPLING
+    | {"tools", "tool_choice", "parallel_tool_calls", "response_format", "structured_outputs"},
+)
 
 
 class OpenAIProvider(HttpAdapter):

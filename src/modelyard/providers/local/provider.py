@@ -35,6 +35,7 @@ from modelyard.providers.local.model_file import (
     resolve_embedder_dir,
     resolve_model_path,
 )
+from modelyard.providers.local.options import endpoint_options, provider_options
 from modelyard.providers.local.prompt import (
     TURN_FORMATS,
     TemplateFormat,
@@ -123,20 +124,22 @@ class LocalProvider:
         except ModelFileError as exc:
             self._errors[endpoint.id] = str(exc)
             return
+        options = provider_options(endpoint.provider)
         engine = LlamaEngine(
             path,
             n_ctx=endpoint.context_length,
-            threads=endpoint.provider.threads,
-            max_queue=endpoint.provider.max_queue,
-            kv_cache_bytes=endpoint.provider.kv_cache_mb * 2**20,
+            threads=options.threads,
+            max_queue=options.max_queue,
+            kv_cache_bytes=options.kv_cache_mb * 2**20,
         )
         await asyncio.to_thread(engine.load)
         self._models[endpoint.id] = _LoadedModel(engine, self._turn_format(engine, endpoint))
 
     @staticmethod
     def _turn_format(engine: LlamaEngine, endpoint: Endpoint) -> TurnFormat:
-        if endpoint.spec.chat_format:
-            return TURN_FORMATS[endpoint.spec.chat_format]
+        chat_format = endpoint_options(endpoint.spec).chat_format
+        if chat_format:
+            return TURN_FORMATS[chat_format]
         template = engine.chat_template()
         if template is None:
             return TURN_FORMATS["gemma"]
