@@ -11,11 +11,8 @@ translated both ways, and the turn must also land in the ledger with its tokens 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,8 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.node_tools import ensure_npm_tool
-from tests.e2e.server import RunningGateway, start_gateway
+from tests.e2e.node_tools import (
+    ToolRun,
+    catalog_gateway,
+    fresh_home,
+    installed_cli,
+    new_app_key,
+    one_model_catalog,
+    run_json_lines,
+    text_of,
+)
+from tests.e2e.server import RunningGateway
 from tests.fakes.openai_chat import FakeOpenAIChat
 
 CLAUDE_CODE = ("@anthropic-ai/claude-code", "2.1.332", "claude")
@@ -39,14 +45,7 @@ AGENT_SYSTEM = "You are a Claude agent, built on Anthropic's Claude Agent SDK."
 
 @pytest.fixture(scope="module")
 def claude_bin() -> Path:
-    path = ensure_npm_tool(*CLAUDE_CODE)
-    done = subprocess.run(
-        [str(path), "--version"], capture_output=True, text=True, timeout=60, check=False
-    )
-    if done.returncode != 0 or not done.stdout.startswith(CLAUDE_CODE[1]):
-        # The npm package's bin is a stub until its postinstall copies the native binary in.
-        pytest.fail(f"{path} --version gave {done.returncode}: {done.stdout}{done.stderr}")
-    return path
+    return installed_cli(CLAUDE_CODE, lambda version: version.startswith(CLAUDE_CODE[1]))
 
 
 @pytest.fixture(scope="module")
@@ -59,114 +58,50 @@ def upstream() -> Iterator[FakeOpenAIChat]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeOpenAIChat
 ) -> Iterator[RunningGateway]:
-    home = tmp_path_factory.mktemp("claude-code-gateway")
-    catalog = home / "catalog.toml"
-    catalog.write_text(
-        f"""
-[[providers]]
-id = "fake-openai"
-kind = "openai"
-base_url = "{upstream.base_url}"
-
-[[models]]
-id = "{MODEL}"
-name = "A coding model behind an OpenAI-compatible upstream"
-context_length = 131072
-max_output = {MAX_OUTPUT}
-
-[[models.endpoints]]
-provider = "fake-openai"
-upstream_model = "coder-upstream"
-price = {{ prompt = {PROMPT_PRICE}, completion = {COMPLETION_PRICE} }}
-"""
+    catalog = one_model_catalog(
+        upstream.base_url,
+        MODEL,
+        "coder-upstream",
+        (PROMPT_PRICE, COMPLETION_PRICE),
+        name="A coding model behind an OpenAI-compatible upstream",
+        context_length=131072,
+        max_output=MAX_OUTPUT,
     )
-    running = start_gateway(
-        home / "data",
-        extra_args=["--catalog", str(catalog)],
-        env={"MODELYARD_LOAD_LOCAL": "0"},
-    )
-    yield running
-    running.stop()
-
-
-def admin_post(gw: RunningGateway, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {gw.admin_key}"}
-    response = httpx.post(f"{gw.base_url}/admin{path}", json=body, headers=headers, timeout=30)
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
+    with catalog_gateway(tmp_path_factory.mktemp("claude-code-gateway"), catalog) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def app_key(gateway: RunningGateway) -> str:
-    admin_post(gateway, "/apps", {"name": "claude-code"})
-    attached = admin_post(gateway, "/apps/claude-code/models", {"model": MODEL, "alias": "CODER"})
-    return str(attached["config"]["CODER_KEY"])
+    return new_app_key(gateway, "claude-code", MODEL, "CODER")
 
 
-@dataclass
-class Turn:
-    returncode: int
-    events: list[dict[str, Any]]
-    stdout: str
-    stderr: str
-
+class Turn(ToolRun):
     def outcome(self) -> str:
         """What the turn printed after its long `init` event."""
         shown = [e for e in self.events if e.get("subtype") != "init"]
         return "\n".join(json.dumps(e) for e in shown) or self.stdout
 
-    def event(self, kind: str) -> dict[str, Any]:
-        found = [e for e in self.events if e.get("type") == kind]
-        assert len(found) == 1, f"{len(found)} {kind!r} events in:\n{self.stdout}"
-        return found[0]
-
 
 def run_claude(claude: Path, base_url: str, auth: tuple[str, str], workdir: Path) -> Turn:
     """One non-interactive turn. The environment is built from nothing, so the user's own
     keys, config and CLAUDE.md play no part; HOME and the working folder are fresh."""
-    home = workdir / "home"
-    project = workdir / "project"
-    home.mkdir()
-    project.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "TMPDIR": str(workdir),
-        "ANTHROPIC_BASE_URL": base_url,
-        auth[0]: auth[1],
-        "ANTHROPIC_MODEL": MODEL,
-        "ANTHROPIC_SMALL_FAST_MODEL": MODEL,
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": MODEL,
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    env, project = fresh_home(
+        workdir,
+        ANTHROPIC_BASE_URL=base_url,
+        ANTHROPIC_MODEL=MODEL,
+        ANTHROPIC_SMALL_FAST_MODEL=MODEL,
+        ANTHROPIC_DEFAULT_HAIKU_MODEL=MODEL,
+        DISABLE_TELEMETRY="1",
+        DISABLE_AUTOUPDATER="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         # A failing gateway fails the turn at once instead of after minutes of backoff.
-        "CLAUDE_CODE_MAX_RETRIES": "0",
-        "API_TIMEOUT_MS": str(CLAUDE_TIMEOUT_S * 1000),
-    }
+        CLAUDE_CODE_MAX_RETRIES="0",
+        API_TIMEOUT_MS=str(CLAUDE_TIMEOUT_S * 1000),
+        **{auth[0]: auth[1]},
+    )
     command = [str(claude), "-p", PROMPT, "--output-format", "stream-json", "--verbose"]
-    try:
-        done = subprocess.run(
-            command,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=CLAUDE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"claude -p did not finish in {CLAUDE_TIMEOUT_S} s: {expired.stdout!r}")
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return Turn(done.returncode, events, done.stdout, done.stderr)
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return " ".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
+    return run_json_lines(command, cwd=project, env=env, timeout_s=CLAUDE_TIMEOUT_S, run=Turn)
 
 
 def generation(gw: RunningGateway, key: str, gen_id: str) -> dict[str, Any]:

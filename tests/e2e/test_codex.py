@@ -17,20 +17,26 @@ conversation again with the call and its output (store false, no previous_respon
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.node_tools import ensure_npm_tool
-from tests.e2e.server import RunningGateway, start_gateway
+from tests.e2e.node_tools import (
+    ToolRun,
+    admin,
+    catalog_gateway,
+    fresh_home,
+    installed_cli,
+    new_app_key,
+    one_model_catalog,
+    run_json_lines,
+    text_of,
+)
+from tests.e2e.server import RunningGateway
 from tests.fakes.openai_chat import FakeOpenAIChat
 
 CODEX = ("@openai/codex", "0.171.0", "codex")
@@ -47,14 +53,7 @@ AGENT_PROMPT = "You are a coding agent running in the Codex CLI"
 
 @pytest.fixture(scope="module")
 def codex_bin() -> Path:
-    path = ensure_npm_tool(*CODEX)
-    done = subprocess.run(
-        [str(path), "--version"], capture_output=True, text=True, timeout=60, check=False
-    )
-    if done.returncode != 0 or done.stdout.split()[-1:] != [CODEX[1]]:
-        # The npm package's launcher needs its platform package (the native binary).
-        pytest.fail(f"{path} --version gave {done.returncode}: {done.stdout}{done.stderr}")
-    return path
+    return installed_cli(CODEX, lambda version: version.split()[-1:] == [CODEX[1]])
 
 
 class CodexUpstream(FakeOpenAIChat):
@@ -79,66 +78,27 @@ def upstream() -> Iterator[FakeOpenAIChat]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeOpenAIChat
 ) -> Iterator[RunningGateway]:
-    home = tmp_path_factory.mktemp("codex-gateway")
-    catalog = home / "catalog.toml"
-    catalog.write_text(
-        f"""
-[[providers]]
-id = "fake-openai"
-kind = "openai"
-base_url = "{upstream.base_url}"
-
-[[models]]
-id = "{MODEL}"
-name = "A coding model behind an OpenAI-compatible upstream"
-context_length = 131072
-max_output = 8192
-
-[[models.endpoints]]
-provider = "fake-openai"
-upstream_model = "coder-upstream"
-price = {{ prompt = {PROMPT_PRICE}, completion = {COMPLETION_PRICE} }}
-"""
+    catalog = one_model_catalog(
+        upstream.base_url,
+        MODEL,
+        "coder-upstream",
+        (PROMPT_PRICE, COMPLETION_PRICE),
+        name="A coding model behind an OpenAI-compatible upstream",
+        context_length=131072,
+        max_output=8192,
     )
-    running = start_gateway(
-        home / "data",
-        extra_args=["--catalog", str(catalog)],
-        env={"MODELYARD_LOAD_LOCAL": "0"},
-    )
-    yield running
-    running.stop()
-
-
-def admin(gw: RunningGateway, method: str, path: str, body: Any = None) -> Any:
-    headers = {"Authorization": f"Bearer {gw.admin_key}"}
-    response = httpx.request(
-        method, f"{gw.base_url}/admin{path}", json=body, headers=headers, timeout=30
-    )
-    assert response.is_success, response.text
-    return response.json()
+    with catalog_gateway(tmp_path_factory.mktemp("codex-gateway"), catalog) as running:
+        yield running
 
 
 def new_app(gw: RunningGateway, name: str) -> str:
     """A fresh app with the model attached, so its usage is one test's alone; its key."""
-    admin(gw, "POST", "/apps", {"name": name})
-    attached = admin(gw, "POST", f"/apps/{name}/models", {"model": MODEL, "alias": "CODER"})
-    return str(attached["config"]["CODER_KEY"])
+    return new_app_key(gw, name, MODEL, "CODER")
 
 
-@dataclass
-class Turn:
-    returncode: int
-    events: list[dict[str, Any]]
-    stdout: str
-    stderr: str
-
+class Turn(ToolRun):
     def report(self) -> str:
         return f"codex exec exited {self.returncode}\n{self.stdout}\nstderr:\n{self.stderr}"
-
-    def event(self, kind: str) -> dict[str, Any]:
-        found = [e for e in self.events if e.get("type") == kind]
-        assert len(found) == 1, f"{len(found)} {kind!r} events in:\n{self.stdout}"
-        return found[0]
 
     def answers(self) -> list[str]:
         items = [e["item"] for e in self.events if e.get("type") == "item.completed"]
@@ -148,9 +108,9 @@ class Turn:
 def run_codex(codex: Path, base_url: str, key: str, workdir: Path, prompt: str = PROMPT) -> Turn:
     """One non-interactive turn. The environment is built from nothing and CODEX_HOME is
     fresh, so the user's own config, keys and AGENTS.md play no part."""
-    home, codex_home, project = workdir / "home", workdir / "codex-home", workdir / "project"
-    for folder in (home, codex_home, project):
-        folder.mkdir()
+    codex_home = workdir / "codex-home"
+    env, project = fresh_home(workdir, CODEX_HOME=str(codex_home), **{KEY_VARIABLE: key})
+    codex_home.mkdir()
     # --strict-config below makes a key this Codex no longer knows an error, not a no-op.
     (codex_home / "config.toml").write_text(
         f"""
@@ -171,36 +131,9 @@ request_max_retries = 0
 stream_max_retries = 0
 """
     )
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CODEX_HOME": str(codex_home),
-        "TMPDIR": str(workdir),
-        KEY_VARIABLE: key,
-    }
     command = [str(codex), "exec", "--json", "--strict-config", "--ephemeral"]
     command += ["--skip-git-repo-check", "--sandbox", "read-only", prompt]
-    try:
-        done = subprocess.run(
-            command,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=CODEX_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"codex exec did not finish in {CODEX_TIMEOUT_S} s: {expired.stdout!r}")
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return Turn(done.returncode, events, done.stdout, done.stderr)
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return " ".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
+    return run_json_lines(command, cwd=project, env=env, timeout_s=CODEX_TIMEOUT_S, run=Turn)
 
 
 def responses_usage(gw: RunningGateway, app: str, requests: int) -> dict[str, Any]:

@@ -12,7 +12,6 @@ chat call's generation, and a wrong key. The model is served by an OpenAI-kind u
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,8 +21,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.node_tools import ensure_npm_tool
-from tests.e2e.server import RunningGateway, start_gateway
+from tests.e2e.node_tools import (
+    Json,
+    catalog_gateway,
+    clean_env,
+    ensure_npm_tool,
+    new_app_key,
+    one_model_catalog,
+)
+from tests.e2e.server import RunningGateway
 from tests.fakes.openai_chat import FakeOpenAIChat
 
 OPENROUTER_SDK = ("@openrouter/sdk", "1.3.19", None)
@@ -31,7 +37,6 @@ SCRIPT = Path(__file__).parent / "node" / "openrouter_sdk_check.mjs"
 MODEL = "test/echo"
 PROMPT_PRICE, COMPLETION_PRICE = Decimal(2), Decimal(8)  # USD per million tokens
 SCRIPT_TIMEOUT_S = 120
-Json = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -44,64 +49,37 @@ def upstream() -> Iterator[FakeOpenAIChat]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeOpenAIChat
 ) -> Iterator[RunningGateway]:
-    home = tmp_path_factory.mktemp("openrouter-sdk-gateway")
-    catalog = home / "catalog.toml"
-    catalog.write_text(
-        f"""
-[[providers]]
-id = "fake-openai"
-name = "Fake OpenAI"
-kind = "openai"
-base_url = "{upstream.base_url}"
-region = "us"
-
-[[models]]
-id = "{MODEL}"
-name = "Test: Echo"
-description = "Echoes the last user message."
-created = "2025-01-02"
-context_length = 32768
-max_output = 4096
-tokenizer = "Other"
-
-[[models.endpoints]]
-provider = "fake-openai"
-upstream_model = "echo-upstream"
-price = {{ prompt = {PROMPT_PRICE}, completion = {COMPLETION_PRICE} }}
-"""
+    catalog = one_model_catalog(
+        upstream.base_url,
+        MODEL,
+        "echo-upstream",
+        (PROMPT_PRICE, COMPLETION_PRICE),
+        provider={"name": "Fake OpenAI", "region": "us"},
+        name="Test: Echo",
+        description="Echoes the last user message.",
+        created="2025-01-02",
+        context_length=32768,
+        max_output=4096,
+        tokenizer="Other",
     )
-    running = start_gateway(
-        home / "data", extra_args=["--catalog", str(catalog)], env={"MODELYARD_LOAD_LOCAL": "0"}
-    )
-    yield running
-    running.stop()
-
-
-def _admin_post(gw: RunningGateway, path: str, body: Json) -> Json:
-    headers = {"Authorization": f"Bearer {gw.admin_key}"}
-    response = httpx.post(f"{gw.base_url}/admin{path}", json=body, headers=headers, timeout=30)
-    assert response.status_code == 201, response.text
-    result: Json = response.json()
-    return result
+    with catalog_gateway(tmp_path_factory.mktemp("openrouter-sdk-gateway"), catalog) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def app_key(gateway: RunningGateway) -> str:
-    _admin_post(gateway, "/apps", {"name": "openrouter-sdk"})
-    attached = _admin_post(gateway, "/apps/openrouter-sdk/models", {"model": MODEL, "alias": "OR"})
-    return str(attached["config"]["OR_KEY"])
+    return new_app_key(gateway, "openrouter-sdk", MODEL, "OR")
 
 
 @pytest.fixture(scope="module")
 def report(gateway: RunningGateway, app_key: str) -> Json:
     sdk_dir = ensure_npm_tool(*OPENROUTER_SDK)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "SDK_DIR": str(sdk_dir),
-        "SERVER_URL": gateway.base_url + "/api/v1",
-        "API_KEY": app_key,
-        "MODEL": MODEL,
-    }
+    env = clean_env(
+        SDK_DIR=str(sdk_dir),
+        SERVER_URL=gateway.base_url + "/api/v1",
+        API_KEY=app_key,
+        MODEL=MODEL,
+    )
     done = subprocess.run(
         ["node", str(SCRIPT)],
         capture_output=True,
