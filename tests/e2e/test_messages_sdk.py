@@ -237,11 +237,14 @@ def test_a_tool_result_turn_gets_an_answer(client: anthropic.Anthropic) -> None:
 
 
 def test_count_tokens_uses_the_models_tokenizer(client: anthropic.Anthropic) -> None:
-    raw = client.messages.with_raw_response.count_tokens(model=MODEL, messages=HELLO)
+    # Both with a system prompt: without one, SmolLM2's template puts in its own.
+    raw = client.messages.with_raw_response.count_tokens(
+        model=MODEL, system="Be brief.", messages=HELLO
+    )
     assert raw.headers["x-modelyard-token-count"] == "tokenizer"
     counted = raw.parse().input_tokens
     longer = client.messages.count_tokens(
-        model=MODEL, system="You are a poet who writes about water.", messages=HELLO
+        model=MODEL, system="Be brief. You are a poet who writes about water.", messages=HELLO
     )
     assert 0 < counted < longer.input_tokens
 
