@@ -302,7 +302,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
 
 def check_chat_request(request: ChatRequest) -> None:
     """The checks across fields of `parse_chat_request`, for a request built from another
-    wire format (schema/messages.py); the per-field ones are that format's decoder's."""
+    wire format (schema/messages_*.py); the per-field ones are that format's decoder's."""
     _check(request)
 
 
@@ -310,7 +310,7 @@ def validation_error(exc: msgspec.ValidationError, where: str = "") -> InvalidRe
     """Turn msgspec's "Expected `int`, got `str` - at `$.messages[0].role`" into a 400.
 
     `where` is the path of the value validated, for a body validated in pieces
-    (schema/responses.py validates each input item on its own: "input[2]")."""
+    (schema/responses_items.py validates each input item on its own: "input[2]")."""
     message, sep, at = str(exc).rpartition(" - at `$")
     if not sep:
         message, at = str(exc), ""
