@@ -87,7 +87,8 @@ upstream_model = "builtin:gemma-3-270m"
         ),
         (
             '[[providers]]\nid = "x"\nkind = "openai"\nthreads = 2\n',
-            "providers[0] (id 'x'): unknown field(s) threads (kind 'openai' has none)",
+            "providers[0] (id 'x'): unknown field(s) threads"
+            " (kind 'openai' takes no fields of its own)",
         ),
         ('[[providers]]\nid = "x"\nkind = "local"\nthreadz = 2\n', "unknown field `threadz`"),
         (

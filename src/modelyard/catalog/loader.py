@@ -175,7 +175,8 @@ def _options(
     if struct is None:
         if own:
             raise CatalogError(
-                f"{where}: unknown field(s) {', '.join(sorted(own))} (kind {kind!r} has none)"
+                f"{where}: unknown field(s) {', '.join(sorted(own))}"
+                f" (kind {kind!r} takes no fields of its own)"
             )
         return None
     try:
