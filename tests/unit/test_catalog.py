@@ -11,6 +11,7 @@ import pytest
 
 from modelyard.catalog import CatalogError, ProviderKindInfo, load_catalog
 from modelyard.providers.local.options import LocalEndpointOptions, LocalProviderOptions
+from modelyard.providers.openai import OpenAIProvider
 from modelyard.providers.registry import ProviderRegistry, builtin_kinds
 
 
@@ -198,7 +199,8 @@ supported_parameters = ["echo_depth"]
 def test_a_registered_kind_validates_with_its_own_fields_and_defaults(tmp_path: Path) -> None:
     path = write(tmp_path, ECHO_CATALOG)
     registry = ProviderRegistry()
-    registry.register(ECHO, lambda context: NotImplemented)
+    # A plug-in kind whose adapter happens to speak Chat Completions.
+    registry.register(ECHO, OpenAIProvider)
     catalog = load_catalog(path, kinds=registry.kinds_info())
     assert catalog.providers["echoes"].options == EchoOptions(voice="loud")
     model = catalog.find("acme/echo")
