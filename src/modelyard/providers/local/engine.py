@@ -8,12 +8,15 @@ event loop only enqueues a job and awaits its events; every token crosses back w
 The context keeps the KV of the previous prompt; a new job whose prompt shares a prefix
 with it evaluates only the rest (`cached_tokens` reports how much was reused).
 
-Reuse must not change the answer: llama.cpp's numbers for a token depend on the batch it
-was evaluated in, so a seeded request would sample differently after reusing 4 tokens than
-after reusing 15. Prompts are therefore always evaluated in chunks of `CHUNK` tokens aligned
-to absolute positions (0..CHUNK, CHUNK..2*CHUNK, ...), and only whole chunks are reused;
-a token's KV is then the same bytes whatever ran before. Tokens generated one at a time and
-a prompt's partial last chunk are never reused.
+Reuse must not change the answer: llama.cpp's numbers for a token depend on how the batch
+it was evaluated in is cut (a batch starting at position 5, or one of 4 tokens, gives other
+logits), so a seeded request would sample differently after reusing 4 tokens than after
+reusing 15. Batch boundaries therefore always fall on multiples of `CHUNK` positions: the
+prompt's whole chunks from the reuse point go in one batch (llama-cpp-python cuts it every
+n_batch, also a multiple of `CHUNK`), its partial last chunk in another, and only whole
+chunks are reused; a token's KV is then the same bytes whatever ran before. Tokens generated
+one at a time and a prompt's partial last chunk are never reused. A small `CHUNK` keeps what
+a new conversation re-evaluates short (the reuse is rounded down to it).
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ log = logging.getLogger(__name__)
 
 # Restoring a saved state costs ~40 ms; only worth it when it saves evaluating this many.
 RESTORE_MIN_GAIN = 64
-# Prompt evaluation batch, aligned to absolute positions; reuse is rounded down to it.
-CHUNK = 16
+# Batch boundaries fall on multiples of it (smaller cuts change llama.cpp's numbers); reuse
+# is rounded down to it.
+CHUNK = 8
 
 
 @dataclass(slots=True)
@@ -232,9 +236,12 @@ class LlamaEngine:
             llm.reset()
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         self._reusable = 0  # until the chunks below are in
-        for start in range(reuse, len(tokens), CHUNK):
-            llm.eval(tokens[start : start + CHUNK])
-        self._reusable = len(tokens) // CHUNK * CHUNK
+        whole = len(tokens) // CHUNK * CHUNK
+        if reuse < whole:
+            llm.eval(tokens[reuse:whole])
+        if whole < len(tokens):
+            llm.eval(tokens[whole:])
+        self._reusable = whole
         if len(tokens) - reuse >= self._states.min_tokens:
             self._states.save(llm, prompt)  # a long evaluation just paid for: keep it
         return reuse
