@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.procs import child_rss, rss_mb
 from modelyard.providers.local.embedding_engine import BertEmbedder
 from modelyard.providers.local.model_file import resolve_embedder_dir
 
@@ -112,10 +113,6 @@ def recall_at_1(embed: callable[[list[str]], np.ndarray]) -> float:  # type: ign
     return float((best == np.arange(len(PAIRS))).mean())
 
 
-def rss_mb() -> float:
-    return float(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
-
-
 def local_embedder(data_dir: Path) -> BertEmbedder:
     embedder = BertEmbedder(
         resolve_embedder_dir("builtin:all-minilm-l6-v2", data_dir), max_tokens=256
@@ -166,17 +163,6 @@ def against(revision: str, data_dir: Path, rounds: int = 3) -> None:
         print(f"in-process, embeddings/s (batch of 32): {revision} {was:.0f}, now {new:.0f}")
 
 
-def load_rss(data_dir: Path) -> tuple[float, float]:
-    """RSS (MB) of a fresh process with the engine imported, before and after the load."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.embeddings", "--rss-child", str(data_dir)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return float(out[0]), float(out[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateway", action="store_true")
@@ -188,14 +174,14 @@ def main() -> None:
             against(args.against, Path(tmp))
         return
     if args.rss_child:
-        before = rss_mb()
+        before = rss_mb(os.getpid())
         loaded = local_embedder(args.rss_child)
-        after = rss_mb()
+        after = rss_mb(os.getpid())
         print(f"{before:.1f} {after:.1f} ({loaded.dimensions} dimensions)")
         return
     with tempfile.TemporaryDirectory() as tmp:
         embedder = local_embedder(Path(tmp))
-        before, after = load_rss(Path(tmp))
+        before, after = child_rss("bench.embeddings", Path(tmp))
         print(f"RSS before load {before:.0f} MB, after {after:.0f} MB (+{after - before:.0f} MB)")
         recall = recall_at_1(lambda t: embed_texts(embedder, t))
         print(f"recall@1 {recall:.3f} on {len(PAIRS)} queries")

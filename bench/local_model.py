@@ -13,10 +13,8 @@ adds when llama.cpp loads it (measured in a fresh process, with the gateway's n_
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import openai
 from llama_cpp import Llama
 from tests.e2e.server import RunningGateway, start_gateway
 
+from bench.procs import child_rss, rss_mb
 from modelyard.providers.local.model_file import resolve_model_path
 from modelyard.providers.local.prompt import TURN_FORMATS, TemplateFormat, Turn, TurnFormat
 
@@ -117,21 +116,6 @@ def gateway_run(client: openai.OpenAI, model: str, user_text: str, tokens: int) 
     return Run(first - started, completion_tokens or count, last - first)
 
 
-def rss_mb() -> float:
-    return float(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
-
-
-def load_rss(path: Path) -> tuple[float, float]:
-    """RSS (MB) of a fresh process with llama_cpp imported, before and after Llama()."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.local_model", "--rss-child", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return float(out[0]), float(out[1])
-
-
 def model_client(gateway: RunningGateway, model: Model) -> openai.OpenAI:
     """A client with a key for the model: attached to the app "default" with its own key."""
     attached = httpx.post(
@@ -148,7 +132,7 @@ def bench_model(
     gateway: RunningGateway, model: Model, data_dir: Path, rounds: int, tokens: int, verbose: bool
 ) -> None:
     path = resolve_model_path(model.builtin, data_dir, show_progress=False)
-    before, after = load_rss(path)
+    before, after = child_rss("bench.local_model", path)
     llm = load(path)
     render = turn_format(llm, model)
     client = model_client(gateway, model)
@@ -207,9 +191,9 @@ def main() -> None:
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
-        before = rss_mb()
+        before = rss_mb(os.getpid())
         llm = load(args.rss_child)
-        after = rss_mb()
+        after = rss_mb(os.getpid())
         print(f"{before:.1f} {after:.1f} ({llm.n_ctx()} context)")
         return
 

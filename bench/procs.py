@@ -184,3 +184,15 @@ class MachineCpu:
     def steal_share(self, since: MachineCpu) -> float:
         elapsed = self.total_s - since.total_s
         return (self.steal_s - since.steal_s) / elapsed if elapsed > 0 else 0.0
+
+
+def child_rss(module: str, argument: Path) -> tuple[float, float]:
+    """RSS (MB) before and after a load, as `python -m MODULE --rss-child ARGUMENT` prints
+    them (a fresh process, so nothing loaded earlier counts)."""
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--rss-child", str(argument)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
