@@ -105,16 +105,13 @@ def json_text(value: Any) -> str:
     return orjson.dumps(_clean_nested(value)).decode() if "\\u0000" in dumped else dumped
 
 
-def _json_value(value: Any) -> Any:
-    return _clean_nested(value) if value is not None else None
-
-
 def _encoders(table: BulkTable, dialect: Dialect, *, json_as_text: bool) -> list[Encode | None]:
     """Per column, in table order: how a value is stored (None: as it is)."""
 
     def encoder(column: Column[Any]) -> Encode | None:
         if isinstance(column.type, JSON):
-            return json_text if json_as_text else _json_value
+            # PostgreSQL's are cleaned in the batch's one JSON payload (PostgresSink).
+            return json_text if json_as_text else None
         if isinstance(column.type, String):  # Text too
             return clean_text
         return column.type.dialect_impl(dialect).bind_processor(dialect)
@@ -242,6 +239,8 @@ class PostgresSink:
             for values in _encode(rows, table.columns, encoders)
         ]
         payload = orjson.dumps(records, default=_decimal_text).decode()
+        if "\\u0000" in payload:  # a NUL inside a JSON column: only then is the batch walked
+            payload = orjson.dumps(_clean_nested(records), default=_decimal_text).decode()
         async with self._engine.begin() as conn:
             await conn.execute(statement, {"rows": payload})
 
